@@ -1,0 +1,275 @@
+"""The campaign brief: a strict model of the YAML file, and the errors a user can act on.
+
+Strict on purpose: a typo in a key or an undefined subject would otherwise silently produce a campaign of
+images that do not match the brief, and every image costs money.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+CAMPAIGN_ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+ASPECT_RATIOS = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9")
+MAX_TEXT_CHARS = 2000
+MAX_DESCRIPTION_CHARS = 1000
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+def _text(max_chars: int, *, required: bool = True):
+    if required:
+        return Field(min_length=1, max_length=max_chars)
+    return Field(default="", max_length=max_chars)
+
+
+class Look(_Strict):
+    style: str = _text(MAX_TEXT_CHARS, required=False)
+    color_palette: str = _text(MAX_TEXT_CHARS, required=False)
+    lighting: str = _text(MAX_TEXT_CHARS, required=False)
+    composition: str = _text(MAX_TEXT_CHARS, required=False)
+    mood: str = _text(MAX_TEXT_CHARS, required=False)
+
+    def markers(self) -> list[tuple[str, str]]:
+        """The non-empty look fields, in the brief's order, as (label, value)."""
+        return [(name.replace("_", " "), value) for name, value in self if value.strip()]
+
+
+class Subject(_Strict):
+    id: str = Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")
+    kind: Literal["product", "character"]
+    description: str = _text(MAX_DESCRIPTION_CHARS)
+    photo: Optional[str] = None
+
+    @field_validator("description")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value
+
+
+class Scene(_Strict):
+    subjects: list[str] = Field(default_factory=list)
+    reference: str = _text(MAX_TEXT_CHARS)
+    start: str = _text(MAX_TEXT_CHARS)
+    end: str = _text(MAX_TEXT_CHARS)
+    continuity: str = _text(MAX_TEXT_CHARS, required=False)
+
+    @field_validator("reference", "start", "end")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value
+
+    def text_for(self, chain: str) -> str:
+        return {"reference": self.reference, "start": self.start, "end": self.end}[chain]
+
+
+class Brief(_Strict):
+    title: str = _text(MAX_TEXT_CHARS, required=False)
+    aspect_ratio: str = "1:1"
+    reference_image: Optional[str] = None
+    reference_mode: Literal["chain", "anchored"] = "chain"
+    look: Look = Field(default_factory=Look)
+    subjects: list[Subject] = Field(default_factory=list)
+    scenes: list[Scene] = Field(min_length=1)
+
+    @field_validator("aspect_ratio", mode="before")
+    @classmethod
+    def _aspect_ratio(cls, value: object) -> object:
+        if isinstance(value, int) and not isinstance(value, bool):
+            # YAML 1.1 reads an unquoted 16:9 as the base-60 number 969.
+            raise ValueError('must be a quoted string such as "16:9" (unquoted, YAML reads it as a number)')
+        if isinstance(value, str) and value not in ASPECT_RATIOS:
+            raise ValueError(f"{value!r} is not supported; use one of {', '.join(ASPECT_RATIOS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _subjects_defined(self) -> "Brief":
+        problems: list[str] = []
+        seen: set[str] = set()
+        for index, subject in enumerate(self.subjects):
+            if subject.id in seen:
+                problems.append(f"subjects[{index}].id: subject {subject.id!r} is defined twice")
+            seen.add(subject.id)
+        for scene_index, scene in enumerate(self.scenes):
+            for subject_index, subject_id in enumerate(scene.subjects):
+                if subject_id not in seen:
+                    defined = ", ".join(sorted(seen)) or "none"
+                    problems.append(
+                        f"scenes[{scene_index}].subjects[{subject_index}]: subject {subject_id!r} is not"
+                        f" defined under subjects (defined: {defined})"
+                    )
+            if len(set(scene.subjects)) != len(scene.subjects):
+                problems.append(f"scenes[{scene_index}].subjects: a subject is named twice")
+        if problems:
+            raise _FieldProblems(problems)
+        return self
+
+    def subject(self, subject_id: str) -> Subject:
+        return next(s for s in self.subjects if s.id == subject_id)
+
+    def scene(self, number: int) -> Scene:
+        """Scene by its 1-based number, as in ``scene_<k>``."""
+        return self.scenes[number - 1]
+
+
+class _FieldProblems(ValueError):
+    """Cross-field problems that already know their field path (pydantic would put them at the root)."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class BriefProblem:
+    file: str
+    field: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.field}: {self.reason}" if self.field else f"{self.file}: {self.reason}"
+
+
+class BriefError(Exception):
+    """A brief that cannot be used, with every problem found (file, field path, reason)."""
+
+    def __init__(self, problems: list[BriefProblem]):
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+@dataclass(frozen=True)
+class LoadedBrief:
+    """A valid brief with the facts that come from its file rather than its text."""
+
+    campaign: str
+    path: Path
+    brief: Brief
+
+    def resolve(self, relative: str) -> Path:
+        """A path named in the brief, resolved against the brief's folder (already checked to stay inside)."""
+        return (self.path.parent / relative).resolve()
+
+
+def format_location(location: tuple) -> str:
+    """``('scenes', 2, 'subjects', 0)`` -> ``scenes[2].subjects[0]``."""
+    text = ""
+    for part in location:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text
+
+
+def _reason(error: dict) -> str:
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return "unknown key (a typo? keys are checked so that nothing is silently ignored)"
+    if kind == "missing":
+        return "is required"
+    message = error["msg"]
+    for prefix in ("Value error, ", "Assertion failed, "):
+        if message.startswith(prefix):
+            message = message[len(prefix):]
+    if "input" in error and kind.endswith("_type"):
+        message += f" (got {type(error['input']).__name__} {error['input']!r})"
+    return message[0].lower() + message[1:] if message else kind
+
+
+def campaign_id_problem(campaign: str) -> Optional[str]:
+    if not CAMPAIGN_ID_PATTERN.fullmatch(campaign):
+        return f"campaign id {campaign!r} must match [a-z0-9][a-z0-9-]{{0,62}} (it is the brief file's name)"
+    return None
+
+
+def _path_problems(field: str, relative: Optional[str], brief_dir: Path) -> list[tuple[str, str]]:
+    """A path named in a brief must be relative and stay inside the brief's folder, symlinks resolved."""
+    if relative is None:
+        return []
+    if not relative.strip():
+        return [(field, "must not be empty")]
+    if Path(relative).is_absolute():
+        return [(field, f"{relative!r} is absolute; give a path relative to the brief's folder")]
+    root = brief_dir.resolve()
+    target = (brief_dir / relative).resolve()
+    if not target.is_relative_to(root):
+        return [(field, f"{relative!r} leaves the brief's folder {root}")]
+    if not target.is_file():
+        return [(field, f"{relative!r} does not exist (looked for {target})")]
+    return []
+
+
+def parse_brief(text: str, *, file: str, brief_dir: Path, max_scenes: int) -> Brief:
+    """Parse and validate brief YAML; raise :class:`BriefError` listing every problem."""
+
+    def fail(problems: list[tuple[str, str]]) -> BriefError:
+        return BriefError([BriefProblem(file, f, r) for f, r in problems])
+
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or str(error)
+        raise fail([(where, f"not valid YAML: {problem}")]) from None
+    if not isinstance(data, dict):
+        raise fail([("", f"a brief is a YAML mapping of keys, got {type(data).__name__}")])
+    try:
+        brief = Brief.model_validate(data)
+    except ValidationError as error:
+        problems: list[tuple[str, str]] = []
+        for item in error.errors():
+            cause = item.get("ctx", {}).get("error")
+            if isinstance(cause, _FieldProblems):
+                problems += [tuple(p.split(": ", 1)) for p in cause.problems]  # type: ignore[misc]
+            else:
+                problems.append((format_location(item["loc"]), _reason(item)))
+        raise fail(problems) from None
+    problems = []
+    if len(brief.scenes) > max_scenes:
+        problems.append(
+            ("scenes", f"has {len(brief.scenes)} scenes; at most {max_scenes} (ADCHAIN_MAX_SCENES) are allowed")
+        )
+    problems += _path_problems("reference_image", brief.reference_image, brief_dir)
+    for index, subject in enumerate(brief.subjects):
+        problems += _path_problems(f"subjects[{index}].photo", subject.photo, brief_dir)
+    if problems:
+        raise fail(problems)
+    return brief
+
+
+def load_brief(path: Path, *, max_scenes: int) -> LoadedBrief:
+    """Read ``<campaign>.yaml``; the campaign id is the file's stem."""
+    path = Path(path)
+    problems = []
+    if path.suffix not in (".yaml", ".yml"):
+        problems.append(BriefProblem(str(path), "", "a brief file must end in .yaml or .yml"))
+    id_problem = campaign_id_problem(path.stem)
+    if id_problem:
+        problems.append(BriefProblem(str(path), "", id_problem))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise BriefError([BriefProblem(str(path), "", "file not found")]) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise BriefError([BriefProblem(str(path), "", f"cannot be read: {error}")]) from None
+    try:
+        brief = parse_brief(text, file=str(path), brief_dir=path.parent, max_scenes=max_scenes)
+    except BriefError as error:
+        problems += error.problems
+        raise BriefError(problems) from None
+    if problems:
+        raise BriefError(problems)
+    return LoadedBrief(campaign=path.stem, path=path, brief=brief)

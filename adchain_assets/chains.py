@@ -1,0 +1,189 @@
+"""The one asset factory: every image of every chain is an asset whose parents are its reference images.
+
+``reference/scene_k``, ``start/scene_k`` and ``end/scene_k`` are built by the same function from the slot
+alone; the edges come from :func:`adchain_assets.references.upstream`, so the lineage graph *is* the
+reference chain. Slots beyond a brief's scene count yield nothing, and Dagster skips what depends on them.
+"""
+
+
+import base64
+import io
+from datetime import datetime, timezone
+from typing import Mapping
+
+from dagster import (
+    AssetExecutionContext,
+    AssetIn,
+    AssetKey,
+    AssetsDefinition,
+    DataVersion,
+    DynamicPartitionsDefinition,
+    Failure,
+    MetadataValue,
+    Output,
+    asset,
+)
+from PIL import Image, ImageOps
+
+from adchain_assets.brief import LoadedBrief
+from adchain_assets.generators.base import GenerationError, ImageGenerator, ImageRequest, ReferenceImage
+from adchain_assets.prompts import compose_prompt
+from adchain_assets.references import Slot, all_slots, shown_references, upstream
+from adchain_assets.resources import CampaignBriefs, ImageModel
+from adchain_assets.storage import StoredImage, png_size, sha256
+
+campaigns = DynamicPartitionsDefinition(name="campaigns")
+
+# Bump when a change to prompt composition or image handling changes what an unchanged brief produces.
+IMAGE_CODE_VERSION = "1"
+THUMBNAIL_PX = 192
+GROUPS = {"reference": "reference_images", "start": "start_frames", "end": "end_frames"}
+_CHAIN_DESCRIPTIONS = {
+    "reference": "Reference image of scene {k}: the scene's subjects as they must look in every frame.",
+    "start": "First frame of scene {k}'s video clip.",
+    "end": "Last frame of scene {k}'s video clip.",
+}
+
+
+def input_name(slot: Slot) -> str:
+    return f"{slot.chain}_scene_{slot.scene}"
+
+
+def thumbnail_markdown(png: bytes, alt: str) -> str:
+    """A small JPEG data URI, so the UI shows the image without serving files."""
+    with Image.open(io.BytesIO(png)) as image:
+        thumb = image.convert("RGB")
+        thumb.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX))
+        buffer = io.BytesIO()
+        thumb.save(buffer, "JPEG", quality=70, optimize=True)
+    return f"![{alt}](data:image/jpeg;base64,{base64.b64encode(buffer.getvalue()).decode()})"
+
+
+def user_image(loaded: LoadedBrief, slot: Slot) -> StoredImage:
+    """The brief's own ``reference_image``, converted to PNG as is: no model call."""
+    source = loaded.resolve(loaded.brief.reference_image or "")
+    raw = source.read_bytes()
+    with Image.open(io.BytesIO(raw)) as image:
+        image = ImageOps.exif_transpose(image)
+        converted = image.convert("RGBA" if image.has_transparency_data else "RGB")
+        buffer = io.BytesIO()
+        converted.save(buffer, "PNG")
+    png = buffer.getvalue()
+    return StoredImage(
+        png=png,
+        provenance=_provenance(
+            loaded.campaign, slot, png, backend="user", model="user", prompt="", references=[],
+            latency_s=0.0, cost_usd=0.0, source={"path": loaded.brief.reference_image, "sha256": sha256(raw)},
+        ),
+    )
+
+
+def generated_image(
+    loaded: LoadedBrief, slot: Slot, parents: Mapping[Slot, StoredImage], generator: ImageGenerator
+) -> StoredImage:
+    """Ask the model for ``slot``, showing it exactly the references its reference mode names."""
+    brief = loaded.brief
+    shown = shown_references(slot, brief.reference_mode)
+    prompt = compose_prompt(brief, slot, shown)
+    request = ImageRequest(
+        prompt=prompt,
+        references=[ReferenceImage(asset=ref.key, png=parents[ref].png) for ref in shown],
+        aspect_ratio=brief.aspect_ratio,
+    )
+    try:
+        result = generator.generate(request)
+    except GenerationError as error:
+        raise Failure(
+            description=f"{slot.key}: {error}",
+            metadata={"asset": slot.key, "reason": error.reason},
+            allow_retries=False,
+        ) from error
+    return StoredImage(
+        png=result.png,
+        provenance=_provenance(
+            loaded.campaign, slot, result.png, backend=result.backend, model=result.model,
+            prompt=prompt.text,
+            references=[{"asset": ref.key, "sha256": parents[ref].sha256} for ref in shown],
+            latency_s=result.latency_s, cost_usd=result.cost_usd,
+        ),
+    )
+
+
+def _provenance(campaign: str, slot: Slot, png: bytes, *, backend: str, model: str, prompt: str,
+                references: list, latency_s: float, cost_usd: float, **extra) -> dict:
+    width, height = png_size(png)
+    return {
+        "campaign": campaign,
+        "chain": slot.chain,
+        "scene": slot.scene,
+        "take": 0,
+        "backend": backend,
+        "model": model,
+        "prompt": prompt,
+        "references": references,
+        "sha256": sha256(png),
+        "width": width,
+        "height": height,
+        "cache_hit": False,
+        "latency_s": round(latency_s, 4),
+        "cost_usd": round(cost_usd, 6),
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **extra,
+    }
+
+
+def image_metadata(image: StoredImage) -> dict:
+    record = image.provenance
+    return {
+        "preview": MetadataValue.md(thumbnail_markdown(image.png, f"{record['chain']}/scene_{record['scene']}")),
+        "prompt": MetadataValue.text(record["prompt"] or "(user-provided image: no prompt)"),
+        "references": MetadataValue.json(record["references"]),
+        "backend": MetadataValue.text(record["backend"]),
+        "model": MetadataValue.text(record["model"]),
+        "cost_usd": MetadataValue.float(float(record["cost_usd"])),
+        "latency_s": MetadataValue.float(float(record["latency_s"])),
+        "take": MetadataValue.int(int(record["take"])),
+        "size": MetadataValue.text(f"{record['width']}x{record['height']}"),
+        "sha256": MetadataValue.text(record["sha256"]),
+    }
+
+
+def image_asset(slot: Slot) -> AssetsDefinition:
+    """The asset of one slot; its inputs are the slot's parents in the lineage graph."""
+    parents = upstream(slot)
+
+    @asset(
+        key=AssetKey(slot.key_path),
+        ins={input_name(p): AssetIn(key=AssetKey(p.key_path)) for p in parents},
+        partitions_def=campaigns,
+        group_name=GROUPS[slot.chain],
+        io_manager_key="image_storage",
+        output_required=False,
+        code_version=IMAGE_CODE_VERSION,
+        pool="image_model",
+        kinds={"image"},
+        description=_CHAIN_DESCRIPTIONS[slot.chain].format(k=slot.scene),
+    )
+    def _image(context: AssetExecutionContext, briefs: CampaignBriefs, image_model: ImageModel, **inputs):
+        loaded = briefs.load(context.partition_key)
+        if slot.scene > len(loaded.brief.scenes):
+            context.log.info(f"{slot.key}: the brief has {len(loaded.brief.scenes)} scenes; nothing to make")
+            return
+        if slot == Slot("reference", 1) and loaded.brief.reference_image:
+            image = user_image(loaded, slot)
+        else:
+            parent_images = {p: inputs[input_name(p)] for p in parents}
+            image = generated_image(loaded, slot, parent_images, image_model.generator())
+        yield Output(image, metadata=image_metadata(image), data_version=DataVersion(image.sha256))
+
+    return _image
+
+
+def build_image_assets(max_scenes: int) -> list[AssetsDefinition]:
+    """All three chains, ``max_scenes`` slots each."""
+    return [image_asset(slot) for slot in all_slots(max_scenes)]
+
+
+def image_asset_keys(max_scenes: int) -> list[AssetKey]:
+    return [AssetKey(slot.key_path) for slot in all_slots(max_scenes)]
+

@@ -1,0 +1,217 @@
+"""``adchain``: validate briefs, materialize campaigns and read their status from the command line.
+
+Runs go into the Dagster instance in ``DAGSTER_HOME`` (``.dagster_home/`` here when unset), so whatever the
+CLI does shows up in the UI. Exit codes: 0 done, 1 a generation or run failed, 2 bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def _use_default_dagster_home() -> None:
+    if not os.environ.get("DAGSTER_HOME"):
+        os.environ["DAGSTER_HOME"] = str(Path.cwd() / ".dagster_home")
+    Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+
+
+def images_job():
+    """The job of all image assets, importable by path so that runs can execute in other processes."""
+    from adchain_assets.definitions import IMAGES_JOB, defs
+
+    return defs.resolve_job_def(IMAGES_JOB)
+
+
+def storyboard_job():
+    from adchain_assets.definitions import STORYBOARD_JOB, defs
+
+    return defs.resolve_job_def(STORYBOARD_JOB)
+
+
+def _failures(result) -> list[str]:
+    """One line per failed step: the asset it materializes and the cause."""
+    lines = []
+    for event in result.all_events:
+        if event.is_step_failure:
+            error = event.step_failure_data.error
+            cause = error.message.strip() if error else "unknown error"
+            # A Failure raised by the asset already names it; other errors get the step's asset key.
+            asset = event.step_key.replace("__", "/")
+            lines.append(cause if cause.startswith(asset) else f"{asset}: {cause}")
+    return lines
+
+
+def run_campaign(campaign: str, *, out=sys.stdout) -> int:
+    """Register ``campaign`` as a partition and materialize its images, then its storyboard sheet."""
+    from dagster import DagsterInstance, execute_job, reconstructable
+
+    from adchain_assets.brief import BriefError
+    from adchain_assets.chains import campaigns
+    from adchain_assets.resources import CampaignBriefs
+    from adchain_assets.settings import Settings
+    from adchain_assets.storage import CampaignFiles
+
+    settings = Settings.from_env()
+    try:
+        loaded = CampaignBriefs(data_dir=settings.data_dir, max_scenes=settings.max_scenes).load(campaign)
+    except BriefError as error:
+        print(error, file=sys.stderr)
+        return EXIT_BAD_INPUT
+    instance = DagsterInstance.get()
+    if not instance.has_dynamic_partition(campaigns.name, campaign):
+        instance.add_dynamic_partitions(campaigns.name, [campaign])
+    tags = {"dagster/partition": campaign}
+    started = time.perf_counter()
+    result = execute_job(reconstructable(images_job), instance=instance, tags=tags)
+    if not result.success:
+        for line in _failures(result) or [f"run {result.run_id} failed"]:
+            print(f"{campaign}: {line}", file=sys.stderr)
+        return EXIT_FAILED
+    sheet = execute_job(reconstructable(storyboard_job), instance=instance, tags=tags)
+    if not sheet.success:
+        for line in _failures(sheet):
+            print(f"{campaign}: {line}", file=sys.stderr)
+        return EXIT_FAILED
+    files = CampaignFiles(base_path=settings.data_dir)
+    made = _made_images(files, campaign, len(loaded.brief.scenes))
+    cost = sum(float(image.provenance["cost_usd"]) for image in made)
+    print(
+        f"{campaign}: {len(made)} images in {time.perf_counter() - started:.1f}s, ${cost:.3f};"
+        f" storyboard: {files.campaign_dir(campaign) / 'storyboard.png'}",
+        file=out,
+    )
+    return EXIT_OK
+
+
+def _made_images(files, campaign: str, scene_count: int):
+    from adchain_assets.references import CHAINS, Slot
+
+    images = (files.read_image(campaign, Slot(chain, k)) for chain in CHAINS for k in range(1, scene_count + 1))
+    return [image for image in images if image is not None]
+
+
+def cmd_validate(args) -> int:
+    from adchain_assets.brief import BriefError, load_brief
+    from adchain_assets.settings import Settings
+
+    settings = Settings.from_env()
+    status = EXIT_OK
+    for path in args.briefs:
+        try:
+            loaded = load_brief(Path(path), max_scenes=settings.max_scenes)
+        except BriefError as error:
+            print(error, file=sys.stderr)
+            status = EXIT_BAD_INPUT
+        else:
+            print(f"{path}: ok ({len(loaded.brief.scenes)} scenes, campaign {loaded.campaign})")
+    return status
+
+
+def cmd_materialize(args) -> int:
+    return run_campaign(args.campaign)
+
+
+def cmd_demo(args) -> int:
+    """Every brief in ``<data>/briefs``, with the offline preview backend."""
+    from adchain_assets.settings import Settings
+
+    os.environ["ADCHAIN_IMAGE_BACKEND"] = "preview"
+    briefs = sorted((Path(Settings.from_env().data_dir) / "briefs").glob("*.yaml"))
+    if not briefs:
+        print("no briefs found under data/briefs", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    started = time.perf_counter()
+    codes = [run_campaign(path.stem) for path in briefs]
+    print(f"demo: {len(briefs)} campaigns in {time.perf_counter() - started:.1f}s")
+    return max(codes)
+
+
+def cmd_status(args) -> int:
+    from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFilter
+
+    from adchain_assets.brief import BriefError, campaign_id_problem
+    from adchain_assets.references import CHAINS, Slot
+    from adchain_assets.resources import CampaignBriefs
+    from adchain_assets.settings import Settings
+    from adchain_assets.storage import CampaignFiles
+
+    campaign = args.campaign
+    problem = campaign_id_problem(campaign)
+    if problem:
+        print(problem, file=sys.stderr)
+        return EXIT_BAD_INPUT
+    settings = Settings.from_env()
+    files = CampaignFiles(base_path=settings.data_dir)
+    try:
+        scene_count = len(CampaignBriefs(data_dir=settings.data_dir, max_scenes=settings.max_scenes).load(campaign).brief.scenes)
+    except BriefError as error:
+        print(f"brief: {error}")
+        scene_count = settings.max_scenes
+    total = 0.0
+    print(f"{'image':<20}{'take':>5}  {'backend':<9}{'cost':>9}  cached  created")
+    for k in range(1, scene_count + 1):
+        for chain in CHAINS:
+            slot = Slot(chain, k)
+            image = files.read_image(campaign, slot)
+            if image is None:
+                print(f"{slot.key:<20}{'-':>5}  not materialized")
+                continue
+            record = image.provenance
+            total += float(record["cost_usd"])
+            cached = "yes" if record.get("cache_hit") else "no"
+            print(f"{slot.key:<20}{record['take']:>5}  {record['backend']:<9}${float(record['cost_usd']):>8.4f}  {cached:<6}  {record['created_at']}")
+    instance = DagsterInstance.get()
+    runs = instance.get_runs(RunsFilter(tags={"dagster/partition": campaign}), limit=1)
+    if runs and runs[0].status == DagsterRunStatus.FAILURE:
+        print(f"last run {runs[0].run_id} failed:")
+        for record in instance.all_logs(runs[0].run_id, of_type=DagsterEventType.STEP_FAILURE):
+            error = record.dagster_event.step_failure_data.error
+            print(f"  {record.dagster_event.step_key.replace('__', '/')}: {error.message.strip() if error else 'unknown'}")
+    elif runs:
+        print(f"last run {runs[0].run_id}: {runs[0].status.value}")
+    print(f"cost so far: ${total:.4f}")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="adchain", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    validate = commands.add_parser("validate", help="check brief files; exit 2 naming every problem")
+    validate.add_argument("briefs", nargs="+", metavar="BRIEF.yaml")
+    validate.set_defaults(handler=cmd_validate)
+    materialize = commands.add_parser("materialize", help="make every image of a campaign")
+    materialize.add_argument("campaign")
+    materialize.set_defaults(handler=cmd_materialize)
+    status = commands.add_parser("status", help="what is made, what failed, cost so far")
+    status.add_argument("campaign")
+    status.set_defaults(handler=cmd_status)
+    demo = commands.add_parser("demo", help="materialize every sample brief offline")
+    demo.set_defaults(handler=cmd_demo)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    from adchain_assets.settings import SettingsError
+
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:
+        return EXIT_BAD_INPUT if exit_.code else EXIT_OK
+    _use_default_dagster_home()
+    try:
+        return args.handler(args)
+    except SettingsError as error:
+        print(f"adchain: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,56 @@
+"""Wires the project: three chains of image assets, the storyboard sheet, their resources and jobs."""
+
+from __future__ import annotations
+
+import os
+
+from dagster import AssetSelection, Definitions, EnvVar, define_asset_job, multiprocess_executor
+
+from adchain_assets.chains import build_image_assets
+from adchain_assets.resources import CampaignBriefs, ImageModel
+from adchain_assets.settings import Settings
+from adchain_assets.storage import CampaignFiles, CampaignImageStorage
+from adchain_assets.storyboard import build_storyboard_asset
+
+IMAGES_JOB = "campaign_images"
+STORYBOARD_JOB = "campaign_storyboard"
+
+# Steps run in their own processes; forkserver with the project preloaded makes each step start in well
+# under a second instead of re-importing Dagster, the project and google-genai every time.
+executor = multiprocess_executor.configured(
+    {
+        "max_concurrent": 8,
+        "start_method": {"forkserver": {"preload_modules": ["adchain_assets.definitions"]}},
+    }
+)
+
+
+def _env(name: str, default=None):
+    """``EnvVar(name)`` when set, so the UI shows the variable's name rather than its value."""
+    return EnvVar(name) if os.environ.get(name) else default
+
+
+def build_definitions(settings: Settings) -> Definitions:
+    files = CampaignFiles(base_path=settings.data_dir)
+    return Definitions(
+        assets=[*build_image_assets(settings.max_scenes), build_storyboard_asset(settings.max_scenes)],
+        jobs=[
+            define_asset_job(IMAGES_JOB, selection=AssetSelection.groups("reference_images", "start_frames", "end_frames")),
+            define_asset_job(STORYBOARD_JOB, selection=AssetSelection.groups("review")),
+        ],
+        resources={
+            "briefs": CampaignBriefs(data_dir=settings.data_dir, max_scenes=settings.max_scenes),
+            "files": files,
+            "image_storage": CampaignImageStorage(files=files),
+            "image_model": ImageModel(
+                backend=settings.image_backend,
+                model=settings.image_model,
+                api_key=_env("GEMINI_API_KEY"),
+                base_url=_env("GEMINI_BASE_URL"),
+            ),
+        },
+        executor=executor,
+    )
+
+
+defs = build_definitions(Settings.from_env())

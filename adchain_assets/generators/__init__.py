@@ -1,0 +1,1 @@
+"""Image generators: one interface (``base``), one module per model."""

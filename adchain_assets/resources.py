@@ -1,0 +1,56 @@
+"""Dagster resources: where briefs come from, and which image model answers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+from dagster import ConfigurableResource
+
+from adchain_assets.brief import LoadedBrief, campaign_id_problem, load_brief, BriefError, BriefProblem
+from adchain_assets.generators.base import ImageGenerator
+from adchain_assets.settings import DEFAULT_IMAGE_MODEL
+
+
+class CampaignBriefs(ConfigurableResource):
+    """The folder of brief files; a campaign's brief is ``<data_dir>/briefs/<campaign>.yaml``."""
+
+    data_dir: str
+    max_scenes: int = 8
+
+    @property
+    def briefs_dir(self) -> Path:
+        return Path(self.data_dir) / "briefs"
+
+    def load(self, campaign: str) -> LoadedBrief:
+        problem = campaign_id_problem(campaign)
+        if problem:
+            raise BriefError([BriefProblem(campaign, "", problem)])
+        return load_brief(self.briefs_dir / f"{campaign}.yaml", max_scenes=self.max_scenes)
+
+
+class ImageModel(ConfigurableResource):
+    """Which backend makes the images. ``api_key`` is given as ``EnvVar("GEMINI_API_KEY")`` so it is never
+    stored in run config or shown in the UI."""
+
+    backend: str = "preview"
+    model: str = DEFAULT_IMAGE_MODEL
+    api_key: Optional[str] = None
+    base_url: Optional[str] = None
+    timeout_s: float = 120.0
+
+    def generator(self) -> ImageGenerator:
+        if self.backend == "preview":
+            from adchain_assets.generators.preview import PreviewGenerator
+
+            return PreviewGenerator()
+        if self.backend == "gemini":
+            from adchain_assets.generators.gemini import GeminiGenerator
+
+            return GeminiGenerator(
+                api_key=self.api_key or "",
+                model=self.model,
+                base_url=self.base_url or None,
+                timeout_s=self.timeout_s,
+            )
+        raise ValueError(f"unknown image backend {self.backend!r}: use preview or gemini")

@@ -1,0 +1,31 @@
+"""Shared fixtures: a private data folder with the sample briefs, and definitions built over it."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+from dagster import DagsterInstance
+
+from adchain_assets.definitions import build_definitions
+from adchain_assets.settings import Settings
+
+PROJECT = Path(__file__).resolve().parents[1]
+SAMPLE_BRIEFS = PROJECT / "data" / "briefs"
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    """A copy of the project's sample briefs (and their reference photos) in a fresh data folder."""
+    root = tmp_path / "data"
+    shutil.copytree(SAMPLE_BRIEFS, root / "briefs")
+    return root
+
+
+@pytest.fixture
+def instance():
+    with DagsterInstance.ephemeral() as ephemeral:
+        yield ephemeral
+
+
+def definitions_for(data_dir: Path, **overrides):
+    return build_definitions(Settings(data_dir=str(data_dir), **overrides))
