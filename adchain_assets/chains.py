@@ -8,6 +8,7 @@ reference chain. Slots beyond a brief's scene count yield nothing, and Dagster s
 
 import base64
 import io
+import warnings
 from datetime import datetime, timezone
 from typing import Mapping
 
@@ -16,6 +17,7 @@ from dagster import (
     AssetIn,
     AssetKey,
     AssetsDefinition,
+    BetaWarning,
     DataVersion,
     DynamicPartitionsDefinition,
     Failure,
@@ -173,8 +175,14 @@ def image_asset(slot: Slot) -> AssetsDefinition:
             image = user_image(loaded, slot)
         else:
             parent_images = {p: inputs[input_name(p)] for p in parents}
-            image = generated_image(loaded, slot, parent_images, image_model.generator())
-        yield Output(image, metadata=image_metadata(image), data_version=DataVersion(image.sha256))
+            try:
+                generator = image_model.generator()
+            except ValueError as error:  # a backend that cannot start, e.g. no API key
+                raise Failure(description=f"{slot.key}: {error}", allow_retries=False) from error
+            image = generated_image(loaded, slot, parent_images, generator)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", BetaWarning)  # DataVersion on Output: beta, and what we want
+            yield Output(image, metadata=image_metadata(image), data_version=DataVersion(image.sha256))
 
     return _image
 

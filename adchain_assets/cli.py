@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+# The CLI prints its own summary; the full event log is in the instance, where the UI shows it.
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def _use_default_dagster_home() -> None:
@@ -35,17 +37,23 @@ def storyboard_job():
     return defs.resolve_job_def(STORYBOARD_JOB)
 
 
+def failure_line(step_key: str, error) -> str:
+    """``<asset>: <root cause>`` for a failed step; a ``Failure`` raised by the asset already names it."""
+    while error is not None and error.cause is not None and error.cls_name == "DagsterExecutionStepExecutionError":
+        error = error.cause
+    cause = error.message.strip() if error else "unknown error"
+    if error is not None and error.cls_name == "Failure":
+        cause = cause.split(": ", 1)[-1]  # drop the exception's dotted class name
+    asset = step_key.replace("__", "/")
+    return cause if cause.startswith(asset) else f"{asset}: {cause}"
+
+
 def _failures(result) -> list[str]:
-    """One line per failed step: the asset it materializes and the cause."""
-    lines = []
-    for event in result.all_events:
-        if event.is_step_failure:
-            error = event.step_failure_data.error
-            cause = error.message.strip() if error else "unknown error"
-            # A Failure raised by the asset already names it; other errors get the step's asset key.
-            asset = event.step_key.replace("__", "/")
-            lines.append(cause if cause.startswith(asset) else f"{asset}: {cause}")
-    return lines
+    return [
+        failure_line(event.step_key, event.step_failure_data.error)
+        for event in result.all_events
+        if event.is_step_failure
+    ]
 
 
 def run_campaign(campaign: str, *, out=sys.stdout) -> int:
@@ -69,12 +77,12 @@ def run_campaign(campaign: str, *, out=sys.stdout) -> int:
         instance.add_dynamic_partitions(campaigns.name, [campaign])
     tags = {"dagster/partition": campaign}
     started = time.perf_counter()
-    result = execute_job(reconstructable(images_job), instance=instance, tags=tags)
+    result = execute_job(reconstructable(images_job), instance=instance, tags=tags, run_config=QUIET)
     if not result.success:
         for line in _failures(result) or [f"run {result.run_id} failed"]:
             print(f"{campaign}: {line}", file=sys.stderr)
         return EXIT_FAILED
-    sheet = execute_job(reconstructable(storyboard_job), instance=instance, tags=tags)
+    sheet = execute_job(reconstructable(storyboard_job), instance=instance, tags=tags, run_config=QUIET)
     if not sheet.success:
         for line in _failures(sheet):
             print(f"{campaign}: {line}", file=sys.stderr)
@@ -172,8 +180,7 @@ def cmd_status(args) -> int:
     if runs and runs[0].status == DagsterRunStatus.FAILURE:
         print(f"last run {runs[0].run_id} failed:")
         for record in instance.all_logs(runs[0].run_id, of_type=DagsterEventType.STEP_FAILURE):
-            error = record.dagster_event.step_failure_data.error
-            print(f"  {record.dagster_event.step_key.replace('__', '/')}: {error.message.strip() if error else 'unknown'}")
+            print("  " + failure_line(record.dagster_event.step_key, record.dagster_event.step_failure_data.error))
     elif runs:
         print(f"last run {runs[0].run_id}: {runs[0].status.value}")
     print(f"cost so far: ${total:.4f}")

@@ -10,8 +10,9 @@ import io
 from typing import Optional
 
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
+from adchain_assets.generators.preview import drawable_text, load_font
 from adchain_assets.chains import campaigns, image_asset_keys, thumbnail_markdown
 from adchain_assets.references import CHAINS, Slot
 from adchain_assets.resources import CampaignBriefs
@@ -25,13 +26,6 @@ INK = (40, 40, 40)
 MISSING = (214, 210, 204)
 
 
-def _font(size: int) -> ImageFont.ImageFont:
-    try:
-        return ImageFont.load_default(size=size)
-    except Exception:  # Pillow without FreeType: the bitmap font still draws
-        return ImageFont.load_default()
-
-
 def render_storyboard(title: str, aspect_ratio: str, rows: list[dict[str, Optional[StoredImage]]]) -> bytes:
     """A PNG sheet: ``rows[k-1]`` maps each chain name to scene k's image (None when not made yet)."""
     ratio_w, ratio_h = (int(part) for part in aspect_ratio.split(":"))
@@ -41,8 +35,8 @@ def render_storyboard(title: str, aspect_ratio: str, rows: list[dict[str, Option
     height = header + len(rows) * (cell_height + LABEL_HEIGHT + MARGIN) + MARGIN
     sheet = Image.new("RGB", (width, height), BACKGROUND)
     draw = ImageDraw.Draw(sheet)
-    draw.text((MARGIN, 14), title or "storyboard", fill=INK, font=_font(22))
-    small = _font(13)
+    draw.text((MARGIN, 14), drawable_text(title) or "storyboard", fill=INK, font=load_font(22))
+    small = load_font(13)
     for row_index, row in enumerate(rows):
         top = header + row_index * (cell_height + LABEL_HEIGHT + MARGIN)
         for column, chain in enumerate(CHAINS):

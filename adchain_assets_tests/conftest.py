@@ -29,3 +29,14 @@ def instance():
 
 def definitions_for(data_dir: Path, **overrides):
     return build_definitions(Settings(data_dir=str(data_dir), **overrides))
+
+
+@pytest.fixture
+def fake_gemini(monkeypatch):
+    """A local server speaking Gemini's REST protocol, with the environment pointing the gemini backend at it."""
+    from .gemini_server import FakeGemini
+
+    with FakeGemini(api_key="test-key-not-secret") as server:
+        monkeypatch.setenv("GEMINI_API_KEY", "test-key-not-secret")
+        monkeypatch.setenv("GEMINI_BASE_URL", server.base_url)
+        yield server

@@ -1,0 +1,436 @@
+"""A real local HTTP server that speaks Gemini's ``generateContent`` REST protocol.
+
+Tests (and manual runs, and benchmarks) point the real google-genai SDK at it through ``base_url``, so the
+whole path is exercised: the SDK's JSON encoding, HTTP, status codes and the reply parsing. It records every
+request, answers from a queue of scripted replies first (fault injection: errors, blocked prompts, hangs)
+and otherwise with a deterministic image whose pixels depend on the prompt and the reference images.
+
+Run it by hand with ``python -m adchain_assets_tests.gemini_server --port 8765 [--latency 3]`` and use
+``GEMINI_BASE_URL=http://127.0.0.1:8765 GEMINI_API_KEY=anything ADCHAIN_IMAGE_BACKEND=gemini``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import io
+import json
+import re
+import signal
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable, NamedTuple, Union
+
+from PIL import Image
+
+DEFAULT_MODEL_VERSION = "gemini-2.5-flash-image"
+IMAGE_OUTPUT_TOKENS = 1290
+IMAGE_INPUT_TOKENS = 258
+
+# Output sizes of gemini-2.5-flash-image per aspect ratio.
+SIZES = {
+    "1:1": (1024, 1024),
+    "2:3": (832, 1248),
+    "3:2": (1248, 832),
+    "3:4": (864, 1184),
+    "4:3": (1184, 864),
+    "4:5": (896, 1152),
+    "5:4": (1152, 896),
+    "9:16": (768, 1344),
+    "16:9": (1344, 768),
+    "21:9": (1536, 672),
+}
+
+# Google's canonical status names, as they appear in ``{"error": {"status": ...}}``.
+_STATUS_NAMES = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    408: "DEADLINE_EXCEEDED",
+    409: "ABORTED",
+    429: "RESOURCE_EXHAUSTED",
+    499: "CANCELLED",
+    500: "INTERNAL",
+    501: "NOT_IMPLEMENTED",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
+
+_PATH = re.compile(r"^/(?P<version>[^/]+)/models/(?P<model>[^/:]+):generateContent$")
+
+
+class Reply(NamedTuple):
+    """An HTTP answer: a JSON-able body, or raw bytes to send as they are (an unreadable reply)."""
+
+    status: int
+    body: Union[dict, bytes]
+
+
+@dataclass(frozen=True)
+class Hang:
+    """Answer only after ``seconds`` (to make the client time out), then with ``then`` or the default."""
+
+    seconds: float
+    then: "ScriptedReply | None" = None
+
+
+ScriptedReply = Union[Reply, dict, Hang, Callable[["RecordedRequest"], Any]]
+
+
+@dataclass
+class RecordedRequest:
+    """One request as the server saw it, plus what it answered (filled in once the reply is chosen)."""
+
+    method: str
+    path: str
+    api_version: str | None
+    model: str | None
+    headers: dict[str, str]
+    body: Any
+    prompt_text: str = ""
+    images: list[bytes] = field(default_factory=list)
+    image_mime_types: list[str] = field(default_factory=list)
+    aspect_ratio: str | None = None
+    response_modalities: list[str] | None = None
+    error: str | None = None
+    reply_status: int | None = None
+    returned_image: bytes | None = None
+
+
+def b64decode(data: str) -> bytes:
+    """Either base64 alphabet, padded or not: the SDK sends URL-safe base64, Google's docs show standard."""
+    data = data.strip().translate(str.maketrans("-_", "+/"))
+    return base64.b64decode(data + "=" * (-len(data) % 4), validate=True)
+
+
+def _parse_body(raw: bytes) -> Any:
+    try:
+        return json.loads(raw) if raw else None
+    except ValueError:
+        return None
+
+
+def _record(method: str, path: str, headers: dict[str, str], raw: bytes) -> RecordedRequest:
+    match = _PATH.match(path.split("?", 1)[0])
+    body = _parse_body(raw)
+    request = RecordedRequest(
+        method=method,
+        path=path,
+        api_version=match["version"] if match else None,
+        model=match["model"] if match else None,
+        headers=headers,
+        body=body,
+    )
+    if not isinstance(body, dict):
+        request.error = "Invalid JSON payload received."
+        return request
+    try:
+        texts = []
+        for content in body.get("contents") or []:
+            for part in content.get("parts") or []:
+                # Proto JSON accepts both field spellings, and the SDK mixes them: inlineData{mime_type}.
+                inline = part.get("inlineData") or part.get("inline_data")
+                if "text" in part:
+                    texts.append(part["text"])
+                elif inline:
+                    request.images.append(b64decode(inline.get("data", "")))
+                    request.image_mime_types.append(inline.get("mimeType") or inline.get("mime_type") or "")
+        request.prompt_text = "\n".join(texts)
+        config = body.get("generationConfig") or {}
+        request.aspect_ratio = (config.get("imageConfig") or {}).get("aspectRatio")
+        request.response_modalities = config.get("responseModalities")
+    except (AttributeError, TypeError, ValueError) as exc:
+        request.error = f"Invalid generateContent payload: {exc}"
+    return request
+
+
+def image_size(aspect_ratio: str | None) -> tuple[int, int]:
+    """The size gemini-2.5-flash-image returns for ``aspect_ratio``; about a megapixel for others."""
+    if aspect_ratio in SIZES:
+        return SIZES[aspect_ratio]
+    if not aspect_ratio:
+        return SIZES["1:1"]
+    w, h = (float(x) for x in aspect_ratio.split(":"))
+    scale = (1024 * 1024 / (w * h)) ** 0.5
+    return max(16, round(w * scale / 16) * 16), max(16, round(h * scale / 16) * 16)
+
+
+def make_png(seed: bytes, size: tuple[int, int]) -> bytes:
+    """A blocky PNG whose every colour comes from ``seed``: cheap to make, different for any other seed."""
+    grid = (8, 8)
+    colours = hashlib.shake_256(seed).digest(grid[0] * grid[1] * 3)
+    image = Image.frombytes("RGB", grid, colours).resize(size, Image.Resampling.NEAREST)
+    out = io.BytesIO()
+    image.save(out, format="PNG", compress_level=1)
+    return out.getvalue()
+
+
+def _inline(data: bytes, mime: str, thought: bool = False) -> dict:
+    part: dict[str, Any] = {"inlineData": {"mimeType": mime, "data": base64.b64encode(data).decode("ascii")}}
+    if thought:
+        part["thought"] = True
+    return part
+
+
+def _usage(prompt_tokens: int, output_tokens: int) -> dict:
+    return {
+        "promptTokenCount": prompt_tokens,
+        "candidatesTokenCount": output_tokens,
+        "totalTokenCount": prompt_tokens + output_tokens,
+    }
+
+
+def image_reply(
+    png_bytes: bytes,
+    mime: str = "image/png",
+    with_thought: bool = False,
+    *,
+    prompt_tokens: int = 100,
+    output_tokens: int = IMAGE_OUTPUT_TOKENS,
+    model_version: str = DEFAULT_MODEL_VERSION,
+) -> Reply:
+    """A successful reply carrying ``png_bytes`` (any image format, named by ``mime``).
+
+    ``with_thought`` puts a thought text part and a thought image (a different, small image) before the
+    real one, as thinking image models do.
+    """
+    parts = []
+    if with_thought:
+        parts.append({"text": "Planning the composition.", "thought": True})
+        parts.append(_inline(make_png(b"thought:" + png_bytes[:64], (64, 64)), "image/png", thought=True))
+    parts.append(_inline(png_bytes, mime))
+    return Reply(
+        200,
+        {
+            "candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": "STOP", "index": 0}],
+            "usageMetadata": _usage(prompt_tokens, output_tokens),
+            "modelVersion": model_version,
+        },
+    )
+
+
+def no_image_reply(
+    finish_reason: str, message: str | None = None, text: str | None = None, *, prompt_tokens: int = 100
+) -> Reply:
+    """A candidate that ends with ``finish_reason`` and no image; ``text`` is what the model says instead."""
+    candidate: dict[str, Any] = {"finishReason": finish_reason, "index": 0}
+    if text is not None:
+        candidate["content"] = {"role": "model", "parts": [{"text": text}]}
+    if message is not None:
+        candidate["finishMessage"] = message
+    return Reply(
+        200,
+        {
+            "candidates": [candidate],
+            "usageMetadata": _usage(prompt_tokens, 0),
+            "modelVersion": DEFAULT_MODEL_VERSION,
+        },
+    )
+
+
+def blocked_prompt_reply(block_reason: str, message: str | None = None, *, prompt_tokens: int = 100) -> Reply:
+    """The prompt itself was blocked: no candidates, only ``promptFeedback``."""
+    feedback: dict[str, Any] = {"blockReason": block_reason}
+    if message is not None:
+        feedback["blockReasonMessage"] = message
+    return Reply(
+        200,
+        {
+            "promptFeedback": feedback,
+            "usageMetadata": {"promptTokenCount": prompt_tokens, "totalTokenCount": prompt_tokens},
+            "modelVersion": DEFAULT_MODEL_VERSION,
+        },
+    )
+
+
+def error_reply(status: int, message: str, status_name: str | None = None) -> Reply:
+    """An HTTP error in Google's JSON shape, e.g. 429 RESOURCE_EXHAUSTED."""
+    name = status_name or _STATUS_NAMES.get(status, "UNKNOWN")
+    return Reply(status, {"error": {"code": status, "message": message, "status": name}})
+
+
+def _first_image(body: Any) -> bytes | None:
+    """The first non-thought image of a reply body: what a correct client keeps."""
+    try:
+        for candidate in (body.get("candidates") or [])[:1]:
+            for part in (candidate.get("content") or {}).get("parts") or []:
+                if not part.get("thought") and "inlineData" in part:
+                    return b64decode(part["inlineData"]["data"])
+    except (AttributeError, TypeError, KeyError, ValueError):
+        pass  # a deliberately malformed scripted reply
+    return None
+
+
+class FakeGemini:
+    """A Gemini API on 127.0.0.1 that records requests and answers scripted or default replies.
+
+    ``replies`` holds scripted replies, used first and in order: a :class:`Reply` (see the ``*_reply``
+    helpers), a plain dict (a 200 body), a :class:`Hang`, or a callable taking the
+    :class:`RecordedRequest` and returning any of those. When it is empty, :meth:`default_reply` answers.
+    ``latency_s`` delays every answer. ``api_key``, when set, is required in ``x-goog-api-key``.
+    ``verbose`` logs each request to stderr.
+    """
+
+    def __init__(
+        self,
+        latency_s: float = 0.0,
+        api_key: str | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        verbose: bool = False,
+    ):
+        self.latency_s = latency_s
+        self.api_key = api_key
+        self.verbose = verbose
+        self.requests: list[RecordedRequest] = []
+        self.replies: deque[ScriptedReply] = deque()
+        self._lock = threading.Lock()
+        self._closing = threading.Event()
+        self._server = ThreadingHTTPServer((host, port), self._handler_class())
+        self._server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    @property
+    def returned_images(self) -> list[bytes]:
+        """The image bytes sent back, one per request that got an image, in request order."""
+        with self._lock:
+            return [r.returned_image for r in self.requests if r.returned_image is not None]
+
+    def reply(self, *replies: ScriptedReply) -> None:
+        """Queue scripted replies for the next requests."""
+        with self._lock:
+            self.replies.extend(replies)
+
+    def default_reply(self, request: RecordedRequest) -> Reply:
+        """A deterministic image sized for the aspect ratio, its pixels a hash of prompt and references."""
+        seed = hashlib.sha256()
+        for chunk in (request.model or "", request.aspect_ratio or "", request.prompt_text):
+            seed.update(chunk.encode() + b"\0")
+        for image in request.images:
+            seed.update(hashlib.sha256(image).digest())
+        prompt_tokens = len(request.prompt_text) // 4 + IMAGE_INPUT_TOKENS * len(request.images)
+        return image_reply(
+            make_png(seed.digest(), image_size(request.aspect_ratio)),
+            prompt_tokens=prompt_tokens,
+            model_version=request.model or DEFAULT_MODEL_VERSION,
+        )
+
+    def start(self) -> "FakeGemini":
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-gemini", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        self._closing.set()
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join()
+
+    def __enter__(self) -> "FakeGemini":
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _answer(self, request: RecordedRequest) -> Reply:
+        if self.latency_s:
+            self._closing.wait(self.latency_s)
+        if request.model is None or request.method != "POST":
+            return error_reply(404, f"{request.method} {request.path} is not a generateContent call.")
+        if request.error:
+            return error_reply(400, request.error)
+        if self.api_key is not None and request.headers.get("x-goog-api-key") != self.api_key:
+            return error_reply(400, "API key not valid. Please pass a valid API key.")
+        with self._lock:
+            scripted = self.replies.popleft() if self.replies else None
+        return self._resolve(scripted, request) if scripted is not None else self.default_reply(request)
+
+    def _resolve(self, scripted: ScriptedReply, request: RecordedRequest) -> Reply:
+        if isinstance(scripted, Hang):
+            self._closing.wait(scripted.seconds)
+            return self._resolve(scripted.then, request) if scripted.then is not None else self.default_reply(request)
+        if isinstance(scripted, Reply):
+            return scripted
+        if isinstance(scripted, dict):
+            return Reply(200, scripted)
+        if callable(scripted):
+            return self._resolve(scripted(request), request)
+        if isinstance(scripted, tuple):
+            return Reply(*scripted)
+        raise TypeError(f"not a scripted reply: {scripted!r}")
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                self._serve()
+
+            def do_GET(self) -> None:
+                self._serve()
+
+            def _serve(self) -> None:
+                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                request = _record(self.command, self.path, headers, raw)
+                with fake._lock:
+                    fake.requests.append(request)
+                try:
+                    reply = fake._answer(request)
+                except Exception as exc:  # a bug in a scripted reply: show it to the client, not a disconnect
+                    reply = error_reply(500, f"FakeGemini failed: {exc!r}")
+                payload = reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
+                request.reply_status = reply.status
+                request.returned_image = _first_image(reply.body) if reply.status == 200 else None
+                try:
+                    self.send_response(reply.status)
+                    self.send_header("Content-Type", "application/json; charset=UTF-8")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except (BrokenPipeError, ConnectionResetError):
+                    self.close_connection = True  # the client gave up (timed out) while we hung
+
+            def log_message(self, format: str, *args: Any) -> None:
+                if fake.verbose:
+                    super().log_message(format, *args)
+
+        return Handler
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Serve a fake Gemini generateContent API until Ctrl-C.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds to wait before every answer")
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)  # stop cleanly when a benchmark script kills it
+    with FakeGemini(latency_s=args.latency, host=args.host, port=args.port, verbose=True) as fake:
+        print(f"Fake Gemini on {fake.base_url} (latency {args.latency}s); Ctrl-C to stop.", flush=True)
+        print(f"  GEMINI_BASE_URL={fake.base_url} GEMINI_API_KEY=anything ADCHAIN_IMAGE_BACKEND=gemini", flush=True)
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            print(f"\nServed {len(fake.requests)} requests.")
+
+
+if __name__ == "__main__":
+    main()

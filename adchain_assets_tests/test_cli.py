@@ -1,0 +1,76 @@
+"""The `adchain` command as a user runs it: a separate process, runs recorded in DAGSTER_HOME."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from dagster import DagsterInstance, DagsterRunStatus
+
+from .conftest import PROJECT
+from .gemini_server import FakeGemini, no_image_reply
+
+ADCHAIN = str(Path(sys.executable).parent / "adchain")
+
+
+@pytest.fixture
+def cli_env(tmp_path, data_dir):
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(PROJECT / ".dagster_home" / "dagster.yaml", home)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ADCHAIN_", "GEMINI_"))}
+    return {**env, "DAGSTER_HOME": str(home), "ADCHAIN_DATA_DIR": str(data_dir)}
+
+
+def adchain(env, *args):
+    return subprocess.run([ADCHAIN, *args], env=env, cwd=PROJECT, capture_output=True, text=True, timeout=300)
+
+
+def test_materialize_and_status_use_the_instance_in_dagster_home(cli_env, data_dir):
+    done = adchain(cli_env, "materialize", "muse-portrait")
+    assert done.returncode == 0, done.stderr
+    assert "muse-portrait: 9 images" in done.stdout and "storyboard.png" in done.stdout
+    assert (data_dir / "campaigns" / "muse-portrait" / "storyboard.png").exists()
+    with _instance(cli_env) as instance:
+        runs = instance.get_runs()
+        assert {run.job_name for run in runs} == {"campaign_images", "campaign_storyboard"}
+        assert all(run.status == DagsterRunStatus.SUCCESS and run.tags["dagster/partition"] == "muse-portrait" for run in runs)
+        assert instance.has_dynamic_partition("campaigns", "muse-portrait")
+    status = adchain(cli_env, "status", "muse-portrait")
+    assert status.returncode == 0
+    assert "reference/scene_1" in status.stdout and "user" in status.stdout
+    assert "end/scene_3" in status.stdout and "cost so far: $0.0000" in status.stdout
+
+
+def _instance(env):
+    os.environ["DAGSTER_HOME"] = env["DAGSTER_HOME"]
+    try:
+        return DagsterInstance.get()
+    finally:
+        del os.environ["DAGSTER_HOME"]
+
+
+def test_a_failed_generation_exits_1_naming_the_asset_and_the_reason(cli_env):
+    with FakeGemini() as server:
+        server.default_reply = lambda request: (
+            no_image_reply("IMAGE_SAFETY") if request.prompt_text.startswith("Reference image for scene 3 ")
+            else FakeGemini.default_reply(server, request)
+        )
+        env = {**cli_env, "ADCHAIN_IMAGE_BACKEND": "gemini", "GEMINI_API_KEY": "k", "GEMINI_BASE_URL": server.base_url}
+        failed = adchain(env, "materialize", "aurora-perfume")
+    assert failed.returncode == 1
+    assert failed.stderr.strip().splitlines()[-1].startswith("aurora-perfume: reference/scene_3: ")
+    assert "IMAGE_SAFETY" in failed.stderr
+    status = adchain(env, "status", "aurora-perfume")
+    assert "failed" in status.stdout and "reference/scene_3" in status.stdout and "IMAGE_SAFETY" in status.stdout
+
+
+def test_bad_input_exits_2(cli_env, data_dir):
+    (data_dir / "briefs" / "broken.yaml").write_text("title: [\n")
+    bad = adchain(cli_env, "materialize", "broken")
+    assert bad.returncode == 2 and "broken.yaml: line" in bad.stderr
+    assert adchain(cli_env, "materialize", "Not_An_Id").returncode == 2
+    assert adchain(cli_env, "frobnicate").returncode == 2
+    assert not (data_dir / "campaigns").exists()

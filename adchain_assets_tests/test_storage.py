@@ -1,0 +1,69 @@
+"""Images and their provenance on real files, written atomically, over any fsspec path."""
+
+import json
+
+import pytest
+from dagster import AssetKey, build_input_context, build_output_context
+from upath import UPath
+
+from adchain_assets.references import Slot
+from adchain_assets.storage import (
+    CampaignFiles,
+    CampaignImageIOManager,
+    ProvenanceMismatch,
+    StoredImage,
+    read_image,
+    sha256,
+    write_image,
+)
+
+PNG = b"\x89PNG\r\n\x1a\n-not-really-decoded-here"
+
+
+def image(png: bytes = PNG) -> StoredImage:
+    return StoredImage(png=png, provenance={"campaign": "c1", "sha256": sha256(png)})
+
+
+def test_io_manager_round_trip_writes_the_campaign_first_layout(tmp_path):
+    manager = CampaignImageIOManager(CampaignFiles(base_path=str(tmp_path)))
+    key = AssetKey(["start", "scene_2"])
+    manager.handle_output(build_output_context(asset_key=key, partition_key="spring"), image())
+    png_path = tmp_path / "campaigns" / "spring" / "start" / "scene_2.png"
+    assert png_path.read_bytes() == PNG
+    assert json.loads(png_path.with_suffix(".json").read_text())["sha256"] == sha256(PNG)
+    assert sorted(p.name for p in png_path.parent.iterdir()) == ["scene_2.json", "scene_2.png"]
+    loaded = manager.load_input(
+        build_input_context(asset_key=key, partition_key="spring", upstream_output=build_output_context(asset_key=key, partition_key="spring"))
+    )
+    assert loaded == image()
+
+
+def test_a_non_local_base_path_needs_no_code_change():
+    files = CampaignFiles(base_path="memory://adchain-test")
+    write_image(files.image_path("spring", Slot("end", 1)), image())
+    assert files.read_image("spring", Slot("end", 1)) == image()
+    assert files.read_image("spring", Slot("end", 2)) is None
+    assert UPath("memory://adchain-test/campaigns/spring/end/scene_1.json").exists()
+
+
+def test_provenance_must_describe_the_png_it_is_written_with(tmp_path):
+    wrong = StoredImage(png=PNG, provenance={"sha256": "0" * 64})
+    with pytest.raises(ProvenanceMismatch):
+        write_image(UPath(tmp_path / "x.png"), wrong)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_png_that_does_not_match_its_json_is_refused_on_read(tmp_path):
+    path = UPath(tmp_path / "scene_1.png")
+    write_image(path, image())
+    path.write_bytes(PNG + b"changed")
+    with pytest.raises(ProvenanceMismatch, match="does not match its provenance"):
+        read_image(path)
+
+
+def test_overwrite_replaces_both_files_and_leaves_no_temporaries(tmp_path):
+    path = UPath(tmp_path / "scene_1.png")
+    write_image(path, image())
+    write_image(path, image(PNG + b"2"))
+    assert read_image(path).png == PNG + b"2"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scene_1.json", "scene_1.png"]

@@ -1,0 +1,111 @@
+"""The UI's way in: `dagster dev` (webserver and daemon, as `make ui` runs it) on loopback, a partition added
+and materialized over GraphQL as the UI does it."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from .conftest import PROJECT
+
+ADD_PARTITION = """
+mutation($selector: RepositorySelector!, $name: String!, $key: String!) {
+  addDynamicPartition(repositorySelector: $selector, partitionsDefName: $name, partitionKey: $key) {
+    __typename
+    ... on PythonError { message }
+  }
+}"""
+
+LAUNCH_RUN = """
+mutation($params: ExecutionParams!) {
+  launchRun(executionParams: $params) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on PythonError { message }
+    ... on RunConfigValidationInvalid { errors { message } }
+  }
+}"""
+
+RUN_STATUS = """
+query($runId: ID!) { runOrError(runId: $runId) { __typename ... on Run { status } } }"""
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def graphql(url: str, query: str, variables: dict) -> dict:
+    request = urllib.request.Request(
+        f"{url}/graphql",
+        data=json.dumps({"query": query, "variables": variables}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        body = json.load(response)
+    assert "errors" not in body, body
+    return body["data"]
+
+
+@pytest.fixture
+def webserver(tmp_path, data_dir):
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(PROJECT / ".dagster_home" / "dagster.yaml", home)
+    port = free_port()
+    env = {**os.environ, "DAGSTER_HOME": str(home), "ADCHAIN_DATA_DIR": str(data_dir), "ADCHAIN_IMAGE_BACKEND": "preview"}
+    log = open(tmp_path / "webserver.log", "w")
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "dagster"), "dev", "-w", str(PROJECT / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port)],
+        cwd=PROJECT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/server_info", timeout=2)
+                break
+            except OSError:
+                assert process.poll() is None, (tmp_path / "webserver.log").read_text()
+                assert time.monotonic() < deadline, "webserver did not start in 90 s"
+                time.sleep(0.5)
+        yield url
+    finally:
+        process.send_signal(signal.SIGINT)  # dagster dev shuts its webserver and daemon down on Ctrl-C
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+def test_partition_materialization_launched_through_graphql(webserver, data_dir):
+    selector = {"repositoryLocationName": "adchain", "repositoryName": "__repository__"}
+    added = graphql(webserver, ADD_PARTITION, {"selector": selector, "name": "campaigns", "key": "muse-portrait"})
+    assert added["addDynamicPartition"]["__typename"] == "AddDynamicPartitionSuccess", added
+    launched = graphql(webserver, LAUNCH_RUN, {"params": {
+        "selector": {**selector, "jobName": "campaign_images"},
+        "executionMetadata": {"tags": [{"key": "dagster/partition", "value": "muse-portrait"}]},
+    }})["launchRun"]
+    assert launched["__typename"] == "LaunchRunSuccess", launched
+    run_id = launched["run"]["runId"]
+    deadline = time.monotonic() + 180
+    status = None
+    while time.monotonic() < deadline:
+        status = graphql(webserver, RUN_STATUS, {"runId": run_id})["runOrError"]["status"]
+        if status in ("SUCCESS", "FAILURE", "CANCELED"):
+            break
+        time.sleep(1)
+    assert status == "SUCCESS"
+    pngs = sorted((data_dir / "campaigns" / "muse-portrait").rglob("*.png"))
+    assert len(pngs) == 9 and all(p.with_suffix(".json").exists() for p in pngs)
