@@ -10,7 +10,7 @@ import base64
 import io
 import warnings
 from datetime import datetime, timezone
-from typing import Mapping
+from typing import Iterable, Mapping
 
 from dagster import (
     AssetExecutionContext,
@@ -18,6 +18,7 @@ from dagster import (
     AssetKey,
     AssetsDefinition,
     BetaWarning,
+    Config,
     DataVersion,
     DynamicPartitionsDefinition,
     Failure,
@@ -26,13 +27,15 @@ from dagster import (
     asset,
 )
 from PIL import Image, ImageOps
+from pydantic import Field
 
 from adchain_assets.brief import LoadedBrief
+from adchain_assets.cache import GenerationCache
 from adchain_assets.generators.base import GenerationError, ImageGenerator, ImageRequest, ReferenceImage
 from adchain_assets.prompts import compose_prompt
 from adchain_assets.references import Slot, all_slots, shown_references, upstream
 from adchain_assets.resources import CampaignBriefs, ImageModel
-from adchain_assets.storage import StoredImage, png_size, sha256
+from adchain_assets.storage import CampaignFiles, StoredImage, png_size, sha256
 
 campaigns = DynamicPartitionsDefinition(name="campaigns")
 
@@ -45,6 +48,23 @@ _CHAIN_DESCRIPTIONS = {
     "start": "First frame of scene {k}'s video clip.",
     "end": "Last frame of scene {k}'s video clip.",
 }
+
+
+USER_IMAGE_IS_FIXED = (
+    "is the brief's own reference_image, used as is; it cannot be regenerated (change reference_image instead)"
+)
+
+
+class ImageRunConfig(Config):
+    new_take: bool = Field(
+        default=False,
+        description="Make a new take of this image: the cache is bypassed and later runs keep the new take.",
+    )
+
+
+def op_name(slot: Slot) -> str:
+    """Dagster's name for the step of an asset: its key path joined by ``__``."""
+    return "__".join(slot.key_path)
 
 
 def input_name(slot: Slot) -> str:
@@ -81,9 +101,14 @@ def user_image(loaded: LoadedBrief, slot: Slot) -> StoredImage:
 
 
 def generated_image(
-    loaded: LoadedBrief, slot: Slot, parents: Mapping[Slot, StoredImage], generator: ImageGenerator
+    loaded: LoadedBrief,
+    slot: Slot,
+    parents: Mapping[Slot, StoredImage],
+    generator: ImageGenerator,
+    cache: GenerationCache,
+    take: int,
 ) -> StoredImage:
-    """Ask the model for ``slot``, showing it exactly the references its reference mode names."""
+    """Ask the model (or the cache) for ``slot``, showing it exactly the references its mode names."""
     brief = loaded.brief
     shown = shown_references(slot, brief.reference_mode)
     prompt = compose_prompt(brief, slot, shown)
@@ -93,32 +118,34 @@ def generated_image(
         aspect_ratio=brief.aspect_ratio,
     )
     try:
-        result = generator.generate(request)
+        generation = cache.generate(generator, request, take)
     except GenerationError as error:
         raise Failure(
             description=f"{slot.key}: {error}",
             metadata={"asset": slot.key, "reason": error.reason},
             allow_retries=False,
         ) from error
+    result = generation.image
     return StoredImage(
         png=result.png,
         provenance=_provenance(
             loaded.campaign, slot, result.png, backend=result.backend, model=result.model,
             prompt=prompt.text,
             references=[{"asset": ref.key, "sha256": parents[ref].sha256} for ref in shown],
-            latency_s=result.latency_s, cost_usd=result.cost_usd,
+            latency_s=result.latency_s, cost_usd=result.cost_usd, take=take, cache_hit=generation.cache_hit,
         ),
     )
 
 
 def _provenance(campaign: str, slot: Slot, png: bytes, *, backend: str, model: str, prompt: str,
-                references: list, latency_s: float, cost_usd: float, **extra) -> dict:
+                references: list, latency_s: float, cost_usd: float, take: int = 0, cache_hit: bool = False,
+                **extra) -> dict:
     width, height = png_size(png)
     return {
         "campaign": campaign,
         "chain": slot.chain,
         "scene": slot.scene,
-        "take": 0,
+        "take": take,
         "backend": backend,
         "model": model,
         "prompt": prompt,
@@ -126,7 +153,7 @@ def _provenance(campaign: str, slot: Slot, png: bytes, *, backend: str, model: s
         "sha256": sha256(png),
         "width": width,
         "height": height,
-        "cache_hit": False,
+        "cache_hit": cache_hit,
         "latency_s": round(latency_s, 4),
         "cost_usd": round(cost_usd, 6),
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -166,20 +193,33 @@ def image_asset(slot: Slot) -> AssetsDefinition:
         kinds={"image"},
         description=_CHAIN_DESCRIPTIONS[slot.chain].format(k=slot.scene),
     )
-    def _image(context: AssetExecutionContext, briefs: CampaignBriefs, image_model: ImageModel, **inputs):
-        loaded = briefs.load(context.partition_key)
+    def _image(
+        context: AssetExecutionContext,
+        config: ImageRunConfig,
+        briefs: CampaignBriefs,
+        image_model: ImageModel,
+        cache: GenerationCache,
+        files: CampaignFiles,
+        **inputs,
+    ):
+        campaign = context.partition_key
+        loaded = briefs.load(campaign)
         if slot.scene > len(loaded.brief.scenes):
             context.log.info(f"{slot.key}: the brief has {len(loaded.brief.scenes)} scenes; nothing to make")
             return
-        if slot == Slot("reference", 1) and loaded.brief.reference_image:
+        user_made = slot == Slot("reference", 1) and loaded.brief.reference_image
+        if user_made:
+            if config.new_take:
+                raise Failure(description=f"{slot.key}: {USER_IMAGE_IS_FIXED}", allow_retries=False)
             image = user_image(loaded, slot)
         else:
-            parent_images = {p: inputs[input_name(p)] for p in parents}
+            take = files.current_take(campaign, slot) + (1 if config.new_take else 0)
             try:
                 generator = image_model.generator()
             except ValueError as error:  # a backend that cannot start, e.g. no API key
                 raise Failure(description=f"{slot.key}: {error}", allow_retries=False) from error
-            image = generated_image(loaded, slot, parent_images, generator)
+            parent_images = {p: inputs[input_name(p)] for p in parents}
+            image = generated_image(loaded, slot, parent_images, generator, cache, take)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", BetaWarning)  # DataVersion on Output: beta, and what we want
             yield Output(image, metadata=image_metadata(image), data_version=DataVersion(image.sha256))
@@ -194,4 +234,21 @@ def build_image_assets(max_scenes: int) -> list[AssetsDefinition]:
 
 def image_asset_keys(max_scenes: int) -> list[AssetKey]:
     return [AssetKey(slot.key_path) for slot in all_slots(max_scenes)]
+
+
+STORYBOARD_KEY = AssetKey("storyboard")
+
+
+def run_selection(slots: Iterable[Slot]) -> list[AssetKey]:
+    """What a campaign run materializes: these images and the storyboard sheet.
+
+    Selecting only images the brief has (rather than every slot) keeps the sheet from being skipped for
+    want of outputs that slots beyond the brief never yield.
+    """
+    return [AssetKey(slot.key_path) for slot in slots] + [STORYBOARD_KEY]
+
+
+def new_take_config(slot: Slot) -> dict:
+    """Run config asking for a new take of ``slot`` (what ``adchain regenerate`` and the UI's launchpad send)."""
+    return {"ops": {op_name(slot): {"config": {"new_take": True}}}}
 

@@ -24,17 +24,11 @@ def _use_default_dagster_home() -> None:
     Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
 
 
-def images_job():
-    """The job of all image assets, importable by path so that runs can execute in other processes."""
-    from adchain_assets.definitions import IMAGES_JOB, defs
+def campaign_job():
+    """The campaign job, importable by path so that its steps can run in other processes."""
+    from adchain_assets.definitions import CAMPAIGN_JOB, defs
 
-    return defs.resolve_job_def(IMAGES_JOB)
-
-
-def storyboard_job():
-    from adchain_assets.definitions import STORYBOARD_JOB, defs
-
-    return defs.resolve_job_def(STORYBOARD_JOB)
+    return defs.resolve_job_def(CAMPAIGN_JOB)
 
 
 def failure_line(step_key: str, error) -> str:
@@ -56,53 +50,61 @@ def _failures(result) -> list[str]:
     ]
 
 
-def run_campaign(campaign: str, *, out=sys.stdout) -> int:
-    """Register ``campaign`` as a partition and materialize its images, then its storyboard sheet."""
+def _load(campaign: str):
+    from adchain_assets.resources import CampaignBriefs
+    from adchain_assets.settings import Settings
+
+    settings = Settings.from_env()
+    return settings, CampaignBriefs(data_dir=settings.data_dir, max_scenes=settings.max_scenes).load(campaign)
+
+
+def execute_campaign(campaign: str, slots, *, run_config: Optional[dict] = None, out=sys.stdout) -> int:
+    """One run of the campaign job on ``campaign``'s partition: ``slots`` and the storyboard sheet."""
     from dagster import DagsterInstance, execute_job, reconstructable
 
-    from adchain_assets.brief import BriefError
-    from adchain_assets.chains import campaigns
-    from adchain_assets.resources import CampaignBriefs
+    from adchain_assets.chains import campaigns, run_selection
     from adchain_assets.settings import Settings
     from adchain_assets.storage import CampaignFiles
 
-    settings = Settings.from_env()
-    try:
-        loaded = CampaignBriefs(data_dir=settings.data_dir, max_scenes=settings.max_scenes).load(campaign)
-    except BriefError as error:
-        print(error, file=sys.stderr)
-        return EXIT_BAD_INPUT
     instance = DagsterInstance.get()
     if not instance.has_dynamic_partition(campaigns.name, campaign):
         instance.add_dynamic_partitions(campaigns.name, [campaign])
-    tags = {"dagster/partition": campaign}
     started = time.perf_counter()
-    result = execute_job(reconstructable(images_job), instance=instance, tags=tags, run_config=QUIET)
+    result = execute_job(
+        reconstructable(campaign_job),
+        instance=instance,
+        tags={"dagster/partition": campaign},
+        run_config={**QUIET, **(run_config or {})},
+        asset_selection=run_selection(slots),
+    )
     if not result.success:
         for line in _failures(result) or [f"run {result.run_id} failed"]:
             print(f"{campaign}: {line}", file=sys.stderr)
         return EXIT_FAILED
-    sheet = execute_job(reconstructable(storyboard_job), instance=instance, tags=tags, run_config=QUIET)
-    if not sheet.success:
-        for line in _failures(sheet):
-            print(f"{campaign}: {line}", file=sys.stderr)
-        return EXIT_FAILED
-    files = CampaignFiles(base_path=settings.data_dir)
-    made = _made_images(files, campaign, len(loaded.brief.scenes))
-    cost = sum(float(image.provenance["cost_usd"]) for image in made)
+    files = CampaignFiles(base_path=Settings.from_env().data_dir)
+    made = [image for image in (files.read_image(campaign, slot) for slot in slots) if image is not None]
+    paid = sum(float(image.provenance["cost_usd"]) for image in made)
+    hits = sum(1 for image in made if image.provenance["cache_hit"])
     print(
-        f"{campaign}: {len(made)} images in {time.perf_counter() - started:.1f}s, ${cost:.3f};"
-        f" storyboard: {files.campaign_dir(campaign) / 'storyboard.png'}",
+        f"{campaign}: {len(made)} images ({hits} from the cache) in {time.perf_counter() - started:.1f}s,"
+        f" ${paid:.3f}; storyboard: {files.campaign_dir(campaign) / 'storyboard.png'}",
         file=out,
     )
     return EXIT_OK
 
 
-def _made_images(files, campaign: str, scene_count: int):
+def run_campaign(campaign: str, *, out=sys.stdout) -> int:
+    """Register ``campaign`` as a partition and materialize every image of its brief."""
+    from adchain_assets.brief import BriefError
     from adchain_assets.references import CHAINS, Slot
 
-    images = (files.read_image(campaign, Slot(chain, k)) for chain in CHAINS for k in range(1, scene_count + 1))
-    return [image for image in images if image is not None]
+    try:
+        _, loaded = _load(campaign)
+    except BriefError as error:
+        print(error, file=sys.stderr)
+        return EXIT_BAD_INPUT
+    slots = [Slot(chain, k) for k in range(1, len(loaded.brief.scenes) + 1) for chain in CHAINS]
+    return execute_campaign(campaign, slots, out=out)
 
 
 def cmd_validate(args) -> int:
@@ -124,6 +126,29 @@ def cmd_validate(args) -> int:
 
 def cmd_materialize(args) -> int:
     return run_campaign(args.campaign)
+
+
+def cmd_regenerate(args) -> int:
+    """A new take of one image, then exactly the images downstream of it."""
+    from adchain_assets.brief import BriefError
+    from adchain_assets.chains import USER_IMAGE_IS_FIXED, new_take_config
+    from adchain_assets.references import Slot, downstream_closure
+
+    try:
+        settings, loaded = _load(args.campaign)
+    except BriefError as error:
+        print(error, file=sys.stderr)
+        return EXIT_BAD_INPUT
+    scene_count = len(loaded.brief.scenes)
+    if not 1 <= args.scene <= scene_count:
+        print(f"{args.campaign}: --scene {args.scene}: the brief has scenes 1 to {scene_count}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    slot = Slot(args.chain, args.scene)
+    if slot == Slot("reference", 1) and loaded.brief.reference_image:
+        print(f"{args.campaign}: {slot} {USER_IMAGE_IS_FIXED}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    images = sorted(s for s in downstream_closure([slot], settings.max_scenes) if s.scene <= scene_count)
+    return execute_campaign(args.campaign, images, run_config=new_take_config(slot))
 
 
 def cmd_demo(args) -> int:
@@ -183,8 +208,25 @@ def cmd_status(args) -> int:
             print("  " + failure_line(record.dagster_event.step_key, record.dagster_event.step_failure_data.error))
     elif runs:
         print(f"last run {runs[0].run_id}: {runs[0].status.value}")
-    print(f"cost so far: ${total:.4f}")
+    print(f"cost of these images: ${total:.4f}; spent on this campaign so far, every take and run: ${_spent(instance, campaign, settings.max_scenes):.4f}")
     return EXIT_OK
+
+
+def _spent(instance, campaign: str, max_scenes: int) -> float:
+    """Every model call ever paid for this campaign, from its materializations in the Dagster instance."""
+    from dagster import AssetRecordsFilter
+
+    from adchain_assets.chains import image_asset_keys
+
+    total = 0.0
+    for key in image_asset_keys(max_scenes):
+        records = instance.fetch_materializations(
+            AssetRecordsFilter(asset_key=key, asset_partitions=[campaign]), limit=10_000
+        ).records
+        for record in records:
+            cost = record.asset_materialization.metadata.get("cost_usd")
+            total += float(cost.value) if cost is not None else 0.0
+    return total
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -199,6 +241,11 @@ def build_parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="what is made, what failed, cost so far")
     status.add_argument("campaign")
     status.set_defaults(handler=cmd_status)
+    regenerate = commands.add_parser("regenerate", help="a new take of one image, then its downstream images")
+    regenerate.add_argument("campaign")
+    regenerate.add_argument("--scene", type=int, required=True, metavar="K")
+    regenerate.add_argument("--chain", choices=("reference", "start", "end"), default="reference")
+    regenerate.set_defaults(handler=cmd_regenerate)
     demo = commands.add_parser("demo", help="materialize every sample brief offline")
     demo.set_defaults(handler=cmd_demo)
     return parser

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from dagster import AssetSelection, Definitions, EnvVar, define_asset_job, multiprocess_executor
 
+from adchain_assets.cache import GenerationCache
 from adchain_assets.chains import build_image_assets
 from adchain_assets.resources import CampaignBriefs, ImageModel
+from adchain_assets.sensors import build_brief_sensor
 from adchain_assets.settings import Settings
 from adchain_assets.storage import CampaignFiles, CampaignImageStorage
 from adchain_assets.storyboard import build_storyboard_asset
 
-IMAGES_JOB = "campaign_images"
-STORYBOARD_JOB = "campaign_storyboard"
+CAMPAIGN_JOB = "campaign"
 
 # Steps run in their own processes; forkserver with the project preloaded makes each step start in well
 # under a second instead of re-importing Dagster, the project and google-genai every time.
@@ -30,17 +32,20 @@ def _env(name: str, default=None):
     return EnvVar(name) if os.environ.get(name) else default
 
 
+# Every run of a campaign is this job on one partition, with the images it must make selected.
+campaign_job = define_asset_job(CAMPAIGN_JOB, selection=AssetSelection.all())
+
+
 def build_definitions(settings: Settings) -> Definitions:
     files = CampaignFiles(base_path=settings.data_dir)
     return Definitions(
         assets=[*build_image_assets(settings.max_scenes), build_storyboard_asset(settings.max_scenes)],
-        jobs=[
-            define_asset_job(IMAGES_JOB, selection=AssetSelection.groups("reference_images", "start_frames", "end_frames")),
-            define_asset_job(STORYBOARD_JOB, selection=AssetSelection.groups("review")),
-        ],
+        jobs=[campaign_job],
+        sensors=[build_brief_sensor(campaign_job)],
         resources={
             "briefs": CampaignBriefs(data_dir=settings.data_dir, max_scenes=settings.max_scenes),
             "files": files,
+            "cache": GenerationCache(root=str(Path(settings.data_dir) / "cache")),
             "image_storage": CampaignImageStorage(files=files),
             "image_model": ImageModel(
                 backend=settings.image_backend,

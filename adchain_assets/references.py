@@ -7,7 +7,7 @@ is fixed while the brief chooses the mode.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Iterable, Literal
 
 Chain = Literal["reference", "start", "end"]
 CHAINS: tuple[Chain, ...] = ("reference", "start", "end")
@@ -77,3 +77,12 @@ def upstream(slot: Slot) -> list[Slot]:
 def all_slots(max_scenes: int) -> list[Slot]:
     return [Slot(chain, k) for chain in CHAINS for k in range(1, max_scenes + 1)]
 
+
+
+def downstream_closure(changed: Iterable[Slot], max_scenes: int) -> set[Slot]:
+    """``changed`` plus every slot that depends on one of them, directly or not, up to ``max_scenes``."""
+    result = set(changed)
+    for slot in sorted(all_slots(max_scenes), key=lambda s: (s.scene, CHAINS.index(s.chain))):
+        if slot not in result and any(parent in result for parent in upstream(slot)):
+            result.add(slot)
+    return result

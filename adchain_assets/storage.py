@@ -100,6 +100,13 @@ class CampaignFiles(ConfigurableResource):
     def image_path(self, campaign: str, slot: Slot) -> UPath:
         return self.campaign_dir(campaign) / slot.chain / f"scene_{slot.scene}.png"
 
+    def current_take(self, campaign: str, slot: Slot) -> int:
+        """The take of the stored image (0 when there is none): a new take is kept by later runs."""
+        try:
+            return int(json.loads(self.image_path(campaign, slot).with_suffix(".json").read_text())["take"])
+        except (FileNotFoundError, ValueError, KeyError, TypeError):
+            return 0
+
     def read_image(self, campaign: str, slot: Slot) -> Optional[StoredImage]:
         """The stored image of ``slot``, or None when it has not been made."""
         path = self.image_path(campaign, slot)

@@ -9,11 +9,11 @@ image, and an input from them would make Dagster skip the sheet.
 import io
 from typing import Optional
 
-from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 from PIL import Image, ImageDraw
 
 from adchain_assets.generators.preview import drawable_text, load_font
-from adchain_assets.chains import campaigns, image_asset_keys, thumbnail_markdown
+from adchain_assets.chains import STORYBOARD_KEY, campaigns, image_asset_keys, thumbnail_markdown
 from adchain_assets.references import CHAINS, Slot
 from adchain_assets.resources import CampaignBriefs
 from adchain_assets.storage import CampaignFiles, StoredImage, write_atomically
@@ -64,7 +64,7 @@ def render_storyboard(title: str, aspect_ratio: str, rows: list[dict[str, Option
 
 def build_storyboard_asset(max_scenes: int):
     @asset(
-        key=AssetKey("storyboard"),
+        key=STORYBOARD_KEY,
         deps=image_asset_keys(max_scenes),
         partitions_def=campaigns,
         group_name="review",

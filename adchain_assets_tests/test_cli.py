@@ -35,13 +35,13 @@ def test_materialize_and_status_use_the_instance_in_dagster_home(cli_env, data_d
     assert (data_dir / "campaigns" / "muse-portrait" / "storyboard.png").exists()
     with _instance(cli_env) as instance:
         runs = instance.get_runs()
-        assert {run.job_name for run in runs} == {"campaign_images", "campaign_storyboard"}
+        assert [run.job_name for run in runs] == ["campaign"]
         assert all(run.status == DagsterRunStatus.SUCCESS and run.tags["dagster/partition"] == "muse-portrait" for run in runs)
         assert instance.has_dynamic_partition("campaigns", "muse-portrait")
     status = adchain(cli_env, "status", "muse-portrait")
     assert status.returncode == 0
     assert "reference/scene_1" in status.stdout and "user" in status.stdout
-    assert "end/scene_3" in status.stdout and "cost so far: $0.0000" in status.stdout
+    assert "end/scene_3" in status.stdout and "cost of these images: $0.0000" in status.stdout
 
 
 def _instance(env):

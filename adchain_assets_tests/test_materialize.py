@@ -8,7 +8,8 @@ import pytest
 from dagster import AssetKey, DagsterEventType
 from PIL import Image, ImageOps
 
-from adchain_assets.definitions import IMAGES_JOB
+from adchain_assets.chains import image_asset_keys, run_selection
+from adchain_assets.definitions import CAMPAIGN_JOB
 from adchain_assets.references import CHAINS, Slot, shown_references
 from adchain_assets.storage import sha256
 
@@ -20,11 +21,17 @@ PROVENANCE_FIELDS = {
 }
 
 
-def run_campaign(data_dir: Path, instance, campaign: str, **settings):
+def run_campaign(data_dir: Path, instance, campaign: str, selection=None, run_config=None, **settings):
+    """One in-process run of the campaign job on ``campaign``; by default every image slot of the graph."""
     defs = definitions_for(data_dir, **settings)
-    instance.add_dynamic_partitions("campaigns", [campaign])
-    return defs.resolve_job_def(IMAGES_JOB).execute_in_process(
-        partition_key=campaign, instance=instance, raise_on_error=False
+    if not instance.has_dynamic_partition("campaigns", campaign):
+        instance.add_dynamic_partitions("campaigns", [campaign])
+    return defs.resolve_job_def(CAMPAIGN_JOB).execute_in_process(
+        partition_key=campaign,
+        instance=instance,
+        raise_on_error=False,
+        asset_selection=selection or image_asset_keys(settings.get("max_scenes", 8)),
+        run_config=run_config,
     )
 
 
@@ -119,13 +126,9 @@ def test_preview_runs_are_deterministic(data_dir, instance, tmp_path):
     assert first == second
 
 
-def test_storyboard_sheet_shows_every_scene(data_dir, instance):
-    defs = definitions_for(data_dir)
-    run_campaign(data_dir, instance, "muse-portrait")
-    from adchain_assets.definitions import STORYBOARD_JOB
-
-    result = defs.resolve_job_def(STORYBOARD_JOB).execute_in_process(partition_key="muse-portrait", instance=instance)
-    assert result.success
+def test_storyboard_sheet_shows_every_scene_in_the_same_run(data_dir, instance):
+    slots = [Slot(chain, k) for k in range(1, 4) for chain in CHAINS]
+    assert run_campaign(data_dir, instance, "muse-portrait", selection=run_selection(slots)).success
     sheet = data_dir / "campaigns" / "muse-portrait" / "storyboard.png"
     with Image.open(sheet) as image:
         assert image.size[1] > image.size[0]  # three rows of 4:5 cells

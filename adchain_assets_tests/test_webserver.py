@@ -14,6 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from adchain_assets.chains import run_selection
+from adchain_assets.references import CHAINS, Slot
+
 from .conftest import PROJECT
 
 ADD_PARTITION = """
@@ -92,9 +95,12 @@ def webserver(tmp_path, data_dir):
 def test_partition_materialization_launched_through_graphql(webserver, data_dir):
     selector = {"repositoryLocationName": "adchain", "repositoryName": "__repository__"}
     added = graphql(webserver, ADD_PARTITION, {"selector": selector, "name": "campaigns", "key": "muse-portrait"})
-    assert added["addDynamicPartition"]["__typename"] == "AddDynamicPartitionSuccess", added
+    # brief_sensor runs by default under `dagster dev` and may have added the new brief's partition first
+    assert added["addDynamicPartition"]["__typename"] in ("AddDynamicPartitionSuccess", "DuplicateDynamicPartitionError"), added
     launched = graphql(webserver, LAUNCH_RUN, {"params": {
-        "selector": {**selector, "jobName": "campaign_images"},
+        "selector": {**selector, "jobName": "campaign", "assetSelection": [
+            {"path": key.path} for key in run_selection(Slot(c, k) for k in (1, 2, 3) for c in CHAINS)
+        ]},
         "executionMetadata": {"tags": [{"key": "dagster/partition", "value": "muse-portrait"}]},
     }})["launchRun"]
     assert launched["__typename"] == "LaunchRunSuccess", launched
@@ -108,4 +114,4 @@ def test_partition_materialization_launched_through_graphql(webserver, data_dir)
         time.sleep(1)
     assert status == "SUCCESS"
     pngs = sorted((data_dir / "campaigns" / "muse-portrait").rglob("*.png"))
-    assert len(pngs) == 9 and all(p.with_suffix(".json").exists() for p in pngs)
+    assert len(pngs) == 10 and all(p.with_suffix(".json").exists() for p in pngs if p.name != "storyboard.png")
