@@ -37,7 +37,7 @@ def pixel_digest(png: bytes) -> str:
     return digest.hexdigest()
 
 
-def request_key(backend: str, model: str, request: ImageRequest, take: int) -> str:
+def request_key(backend: str, model: str, request: ImageRequest) -> str:
     material = {
         "v": KEY_VERSION,
         "backend": backend,
@@ -45,7 +45,7 @@ def request_key(backend: str, model: str, request: ImageRequest, take: int) -> s
         "prompt": request.prompt.text,
         "aspect_ratio": request.aspect_ratio,
         "references": [pixel_digest(reference.png) for reference in request.references],
-        "take": take,
+        "take": request.take,
     }
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 
@@ -109,9 +109,9 @@ class GenerationCache(ConfigurableResource):
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
-    def generate(self, generator: ImageGenerator, request: ImageRequest, take: int) -> Generation:
+    def generate(self, generator: ImageGenerator, request: ImageRequest) -> Generation:
         """The cached answer to ``request``, or the model's, stored for next time."""
-        key = request_key(generator.backend, generator.model, request, take)
+        key = request_key(generator.backend, generator.model, request)
         cached = self.lookup(key)
         if cached is not None:
             return Generation(cached, cache_hit=True, key=key)

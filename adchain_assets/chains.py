@@ -116,9 +116,10 @@ def generated_image(
         prompt=prompt,
         references=[ReferenceImage(asset=ref.key, png=parents[ref].png) for ref in shown],
         aspect_ratio=brief.aspect_ratio,
+        take=take,
     )
     try:
-        generation = cache.generate(generator, request, take)
+        generation = cache.generate(generator, request)
     except GenerationError as error:
         raise Failure(
             description=f"{slot.key}: {error}",
@@ -210,7 +211,7 @@ def image_asset(slot: Slot) -> AssetsDefinition:
         user_made = slot == Slot("reference", 1) and loaded.brief.reference_image
         if user_made:
             if config.new_take:
-                raise Failure(description=f"{slot.key}: {USER_IMAGE_IS_FIXED}", allow_retries=False)
+                raise Failure(description=f"{slot.key} {USER_IMAGE_IS_FIXED}", allow_retries=False)
             image = user_image(loaded, slot)
         else:
             take = files.current_take(campaign, slot) + (1 if config.new_take else 0)

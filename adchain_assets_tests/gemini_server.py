@@ -2,8 +2,9 @@
 
 Tests (and manual runs, and benchmarks) point the real google-genai SDK at it through ``base_url``, so the
 whole path is exercised: the SDK's JSON encoding, HTTP, status codes and the reply parsing. It records every
-request, answers from a queue of scripted replies first (fault injection: errors, blocked prompts, hangs)
-and otherwise with a deterministic image whose pixels depend on the prompt and the reference images.
+request, answers from a queue of scripted replies first (fault injection: errors, blocked prompts, hangs,
+dropped connections) and otherwise with a deterministic image whose pixels depend on the prompt and the
+reference images.
 
 Run it by hand with ``python -m adchain_assets_tests.gemini_server --port 8765 [--latency 3]`` and use
 ``GEMINI_BASE_URL=http://127.0.0.1:8765 GEMINI_API_KEY=anything ADCHAIN_IMAGE_BACKEND=gemini``.
@@ -19,6 +20,7 @@ import json
 import re
 import signal
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -64,10 +66,14 @@ _PATH = re.compile(r"^/(?P<version>[^/]+)/models/(?P<model>[^/:]+):generateConte
 
 
 class Reply(NamedTuple):
-    """An HTTP answer: a JSON-able body, or raw bytes to send as they are (an unreadable reply)."""
+    """An HTTP answer: a JSON-able body, or raw bytes to send as they are (an unreadable reply).
+
+    ``headers`` are extra response headers (``Retry-After``).
+    """
 
     status: int
     body: Union[dict, bytes]
+    headers: "dict[str, str] | None" = None
 
 
 @dataclass(frozen=True)
@@ -78,7 +84,14 @@ class Hang:
     then: "ScriptedReply | None" = None
 
 
-ScriptedReply = Union[Reply, dict, Hang, Callable[["RecordedRequest"], Any]]
+@dataclass(frozen=True)
+class Drop:
+    """Close the connection without answering (after ``after_s`` seconds): a connection lost mid-call."""
+
+    after_s: float = 0.0
+
+
+ScriptedReply = Union[Reply, dict, Hang, Drop, Callable[["RecordedRequest"], Any]]
 
 
 @dataclass
@@ -97,8 +110,9 @@ class RecordedRequest:
     aspect_ratio: str | None = None
     response_modalities: list[str] | None = None
     error: str | None = None
-    reply_status: int | None = None
+    reply_status: int | None = None  # None: no answer was sent (a Drop)
     returned_image: bytes | None = None
+    received_at: float = field(default_factory=time.monotonic)  # time.monotonic() when the request was read
 
 
 def b64decode(data: str) -> bytes:
@@ -247,10 +261,25 @@ def blocked_prompt_reply(block_reason: str, message: str | None = None, *, promp
     )
 
 
-def error_reply(status: int, message: str, status_name: str | None = None) -> Reply:
-    """An HTTP error in Google's JSON shape, e.g. 429 RESOURCE_EXHAUSTED."""
+def error_reply(
+    status: int,
+    message: str,
+    status_name: str | None = None,
+    *,
+    retry_after: "int | str | None" = None,
+    retry_delay: str | None = None,
+) -> Reply:
+    """An HTTP error in Google's JSON shape, e.g. 429 RESOURCE_EXHAUSTED.
+
+    ``retry_after`` adds a ``Retry-After`` header; ``retry_delay`` (``"38s"``) a ``google.rpc.RetryInfo``
+    detail, the way the Gemini API says how long to back off.
+    """
     name = status_name or _STATUS_NAMES.get(status, "UNKNOWN")
-    return Reply(status, {"error": {"code": status, "message": message, "status": name}})
+    error: dict[str, Any] = {"code": status, "message": message, "status": name}
+    if retry_delay is not None:
+        error["details"] = [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": retry_delay}]
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+    return Reply(status, {"error": error}, headers)
 
 
 def _first_image(body: Any) -> bytes | None:
@@ -269,15 +298,16 @@ class FakeGemini:
     """A Gemini API on 127.0.0.1 that records requests and answers scripted or default replies.
 
     ``replies`` holds scripted replies, used first and in order: a :class:`Reply` (see the ``*_reply``
-    helpers), a plain dict (a 200 body), a :class:`Hang`, or a callable taking the
+    helpers), a plain dict (a 200 body), a :class:`Hang`, a :class:`Drop`, or a callable taking the
     :class:`RecordedRequest` and returning any of those. When it is empty, :meth:`default_reply` answers.
-    ``latency_s`` delays every answer. ``api_key``, when set, is required in ``x-goog-api-key``.
+    ``latency_s`` delays every answer: seconds, or a callable taking the :class:`RecordedRequest` and returning
+    seconds. ``api_key``, when set, is required in ``x-goog-api-key``.
     ``verbose`` logs each request to stderr.
     """
 
     def __init__(
         self,
-        latency_s: float = 0.0,
+        latency_s: "float | Callable[[RecordedRequest], float]" = 0.0,
         api_key: str | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
@@ -344,9 +374,10 @@ class FakeGemini:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _answer(self, request: RecordedRequest) -> Reply:
-        if self.latency_s:
-            self._closing.wait(self.latency_s)
+    def _answer(self, request: RecordedRequest) -> "Reply | Drop":
+        latency = self.latency_s(request) if callable(self.latency_s) else self.latency_s
+        if latency:
+            self._closing.wait(latency)
         if request.model is None or request.method != "POST":
             return error_reply(404, f"{request.method} {request.path} is not a generateContent call.")
         if request.error:
@@ -357,7 +388,10 @@ class FakeGemini:
             scripted = self.replies.popleft() if self.replies else None
         return self._resolve(scripted, request) if scripted is not None else self.default_reply(request)
 
-    def _resolve(self, scripted: ScriptedReply, request: RecordedRequest) -> Reply:
+    def _resolve(self, scripted: ScriptedReply, request: RecordedRequest) -> "Reply | Drop":
+        if isinstance(scripted, Drop):
+            self._closing.wait(scripted.after_s)
+            return scripted
         if isinstance(scripted, Hang):
             self._closing.wait(scripted.seconds)
             return self._resolve(scripted.then, request) if scripted.then is not None else self.default_reply(request)
@@ -393,6 +427,9 @@ class FakeGemini:
                     reply = fake._answer(request)
                 except Exception as exc:  # a bug in a scripted reply: show it to the client, not a disconnect
                     reply = error_reply(500, f"FakeGemini failed: {exc!r}")
+                if isinstance(reply, Drop):
+                    self.close_connection = True  # no status line, no body: the client sees the connection end
+                    return
                 payload = reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
                 request.reply_status = reply.status
                 request.returned_image = _first_image(reply.body) if reply.status == 200 else None
@@ -400,6 +437,8 @@ class FakeGemini:
                     self.send_response(reply.status)
                     self.send_header("Content-Type", "application/json; charset=UTF-8")
                     self.send_header("Content-Length", str(len(payload)))
+                    for name, value in (reply.headers or {}).items():
+                        self.send_header(name, value)
                     self.end_headers()
                     self.wfile.write(payload)
                 except (BrokenPipeError, ConnectionResetError):

@@ -76,7 +76,8 @@ def fake():
 
 @pytest.fixture
 def generator(fake):
-    return GeminiGenerator(api_key=API_KEY, base_url=fake.base_url, timeout_s=10)
+    # One call per image: these tests read one reply each; retrying is test_gemini_faults.py's subject.
+    return GeminiGenerator(api_key=API_KEY, base_url=fake.base_url, timeout_s=10, no_image_attempts=1)
 
 
 def test_request_carries_prompt_references_in_order_aspect_ratio_and_key(fake, generator):
@@ -258,7 +259,7 @@ def test_cost_from_usage_on_gemini_2_5_flash_image(fake, generator):
 
     result = generator.generate(request())
 
-    assert result.usage == {"prompt_tokens": 1000, "output_tokens": 1290, "total_tokens": 2290}
+    assert result.usage == {"prompt_tokens": 1000, "output_tokens": 1290, "total_tokens": 2290, "attempts": 1}
     assert result.cost_usd == pytest.approx(1000 * 0.30e-6 + 0.0387)
 
 
@@ -285,7 +286,7 @@ def test_pro_model_bills_thinking_tokens_as_output(fake):
 
     assert fake.requests[0].model == "gemini-3-pro-image-preview"
     assert result.model == "gemini-3-pro-image-preview"
-    assert result.usage == {"prompt_tokens": 500, "output_tokens": 1320, "total_tokens": 1820}
+    assert result.usage == {"prompt_tokens": 500, "output_tokens": 1320, "total_tokens": 1820, "attempts": 1}
     assert result.cost_usd == pytest.approx(500 * 2e-6 + 1320 * 120e-6)
 
 
@@ -314,7 +315,7 @@ def test_missing_usage_counts_are_zero(fake, generator):
 
     result = generator.generate(request())
 
-    assert result.usage == {"prompt_tokens": 0, "output_tokens": 0, "total_tokens": 0}
+    assert result.usage == {"prompt_tokens": 0, "output_tokens": 0, "total_tokens": 0, "attempts": 1}
     assert result.cost_usd == 0.0
 
 
@@ -339,38 +340,45 @@ def test_api_key_is_not_in_the_repr():
     assert "gemini-2.5-flash-image" in repr(generator)
 
 
-def test_rejected_key_surfaces_as_api_error_without_the_key():
+def test_rejected_key_is_a_final_generation_error_without_the_key():
     wrong_key = "AIza-wrong-SECRET-77aa01"
     with FakeGemini(api_key=API_KEY) as server:
         generator = GeminiGenerator(api_key=wrong_key, base_url=server.base_url)
 
-        with pytest.raises(errors.ClientError) as caught:
+        with pytest.raises(GenerationError) as caught:
             generator.generate(request())
 
-    assert caught.value.code == 400
-    assert caught.value.status == "INVALID_ARGUMENT"
+        assert len(server.requests) == 1
+
+    assert caught.value.reason == "HTTP_400" and caught.value.retryable is False
+    assert isinstance(caught.value.__cause__, errors.ClientError)  # the SDK's own error, kept as the cause
+    assert caught.value.__cause__.code == 400
+    assert caught.value.__cause__.status == "INVALID_ARGUMENT"
     text = "".join(traceback.format_exception(caught.value)) + repr(caught.value)
-    assert "API key not valid" in text
+    assert "API key not valid" in str(caught.value)
     assert wrong_key not in text
 
 
 @pytest.mark.parametrize(
     ("status", "error_class"), [(429, errors.ClientError), (503, errors.ServerError), (500, errors.ServerError)]
 )
-def test_http_errors_raise_the_sdks_error_once_without_retrying(fake, generator, status, error_class):
+def test_http_attempts_1_makes_exactly_one_request(fake, status, error_class):
+    generator = GeminiGenerator(api_key=API_KEY, base_url=fake.base_url, timeout_s=10, http_attempts=1)
     fake.reply(error_reply(status, "Try again later."))
 
-    with pytest.raises(error_class) as caught:
+    with pytest.raises(GenerationError) as caught:
         generator.generate(request())
 
-    assert caught.value.code == status
-    assert caught.value.message == "Try again later."
+    assert caught.value.reason == f"HTTP_{status}" and caught.value.retryable is True
+    assert isinstance(caught.value.__cause__, error_class)
+    assert caught.value.__cause__.code == status
+    assert "Try again later." in str(caught.value)
     assert API_KEY not in str(caught.value)
     assert len(fake.requests) == 1
 
 
 def test_timeout_is_applied(fake):
-    generator = GeminiGenerator(api_key=API_KEY, base_url=fake.base_url, timeout_s=0.5)
+    generator = GeminiGenerator(api_key=API_KEY, base_url=fake.base_url, timeout_s=0.5, http_attempts=1)
     fake.reply(Hang(10))
 
     started = time.perf_counter()
@@ -378,5 +386,7 @@ def test_timeout_is_applied(fake):
         generator.generate(request())
 
     assert time.perf_counter() - started < 5
+    assert caught.value.reason == "TIMEOUT"
+    assert len(fake.requests) == 1
     assert API_KEY not in str(caught.value)
     assert fake.requests[0].headers["x-server-timeout"] == "1"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import os
@@ -257,3 +258,9 @@ def test_renders_with_the_bitmap_font_when_freetype_is_missing(monkeypatch):
         preview.load_font.cache_clear()
     assert image.size == canvas_size("9:16")
     assert len(solid_blocks(image, MAGENTA)) > 0
+
+
+def test_a_new_take_is_a_visibly_different_frame():
+    first = PreviewGenerator().generate(request()).png
+    second = PreviewGenerator().generate(dataclasses.replace(request(), take=2)).png
+    assert first != second

@@ -15,15 +15,30 @@ from adchain_assets.prompts import ComposedPrompt
 
 
 class GenerationError(Exception):
-    """The model answered, but with no usable image (blocked, refused, malformed).
+    """No usable image: the model answered without one (blocked, refused, malformed), or could not be reached.
 
     ``reason`` is the model's own word for it (a finish reason such as ``IMAGE_SAFETY`` or a prompt block
-    reason), so that messages and retries can be decided on it rather than on error text.
+    reason) or the generator's (``HTTP_503``, ``TIMEOUT``), so that messages and retries can be decided on it
+    rather than on error text. ``retryable`` says whether the same request may well succeed later (a transient
+    fault, after the generator's own retries ran out), so that a step-level retry policy can decide on it;
+    final outcomes (a safety block, a rejected request) are ``False``. ``cost_usd`` and ``usage`` are what the
+    failed call was billed for, if anything (a blocked prompt still bills its input tokens).
     """
 
-    def __init__(self, message: str, reason: str = "UNKNOWN"):
+    def __init__(
+        self,
+        message: str,
+        reason: str = "UNKNOWN",
+        *,
+        retryable: bool = False,
+        cost_usd: float = 0.0,
+        usage: Mapping[str, int] | None = None,
+    ):
         super().__init__(message)
         self.reason = reason
+        self.retryable = retryable
+        self.cost_usd = cost_usd
+        self.usage: Mapping[str, int] = dict(usage or {})
 
 
 @dataclass(frozen=True)
@@ -36,9 +51,13 @@ class ReferenceImage:
 
 @dataclass(frozen=True)
 class ImageRequest:
+    """``take`` counts new takes of the same request: a sampling model answers anew anyway, while a
+    deterministic renderer shows the number, so a new take is never silently the same picture."""
+
     prompt: ComposedPrompt
     references: Sequence[ReferenceImage]
     aspect_ratio: str
+    take: int = 0
 
 
 @dataclass(frozen=True)

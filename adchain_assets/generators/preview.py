@@ -112,7 +112,7 @@ def render(request: ImageRequest) -> bytes:
     image = _background((width, height), [rgb for _, rgb in palette] or NEUTRAL)
     draw = ImageDraw.Draw(image, "RGBA")
     layout = _layout(width, height)
-    header_bottom = _draw_header(draw, layout.header, prompt)
+    header_bottom = _draw_header(draw, layout.header, prompt, request.take)
     stage = layout.stage
     if layout.stacked:  # the stage takes the room a short header leaves
         stage = (stage[0], header_bottom + GAP, stage[2], stage[3])
@@ -321,7 +321,7 @@ class _Pen:
 # --- regions ---------------------------------------------------------------------------------------------
 
 
-def _draw_header(draw: ImageDraw.ImageDraw, box: Box, prompt: ComposedPrompt) -> int:
+def _draw_header(draw: ImageDraw.ImageDraw, box: Box, prompt: ComposedPrompt, take: int) -> int:
     """Slot, purpose, scene text, subjects and continuity, in a panel that shrinks to fit them.
 
     The scene text gets the lines the rest leaves over. Returns the panel's bottom edge.
@@ -344,7 +344,7 @@ def _draw_header(draw: ImageDraw.ImageDraw, box: Box, prompt: ComposedPrompt) ->
     bottom = min(y1, y0 + fixed + len(scene) * _line_height(body))
 
     inner = _panel(draw, (x0, y0, x1, bottom))
-    tag = "storyboard preview"
+    tag = f"storyboard preview, take {take}" if take else "storyboard preview"
     draw.text((inner[2] - small.getlength(tag), inner[1] + 4), tag, font=small, fill=MUTED)
     pen = _Pen(draw, inner)
     pen.write([_clip(prompt.slot.key, title, width - small.getlength(tag) - GAP)], title, WHITE)

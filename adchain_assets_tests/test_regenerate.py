@@ -1,0 +1,83 @@
+"""A new take of one image: it and exactly its downstream images are remade, and the take is kept."""
+
+import json
+
+from dagster import AssetKey
+
+from adchain_assets.chains import new_take_config, run_selection
+from adchain_assets.references import Slot, downstream_closure
+
+from .gemini_server import image_reply, image_size, make_png
+from .test_cli import adchain, cli_env  # noqa: F401  (fixture)
+from .test_materialize import run_campaign
+from .test_sensor import snapshot
+
+
+def record(data_dir, key):
+    return json.loads((data_dir / "campaigns" / "aurora-perfume" / f"{key}.json").read_text())
+
+
+def sampling_like_a_real_model(server):
+    """A real model answers the same request with a new picture each time; the fake server by default does not."""
+    answered = []
+
+    def answer(request):
+        answered.append(request)
+        return image_reply(make_png(f"call {len(answered)}".encode(), image_size(request.aspect_ratio)))
+
+    server.default_reply = answer
+
+
+def test_regenerate_scene_two_then_full_materialize_keeps_the_new_take(data_dir, instance, fake_gemini):
+    sampling_like_a_real_model(fake_gemini)
+    assert run_campaign(data_dir, instance, "aurora-perfume", image_backend="gemini").success
+    old = snapshot(data_dir, "aurora-perfume")
+    slot = Slot("reference", 2)
+    downstream = sorted(s for s in downstream_closure([slot], 8) if s.scene <= 4)
+    assert [s.key for s in downstream] == [
+        "end/scene_2", "end/scene_3", "end/scene_4", "reference/scene_2", "reference/scene_3",
+        "reference/scene_4", "start/scene_2", "start/scene_3", "start/scene_4",
+    ]
+    fake_gemini.requests.clear()
+    assert run_campaign(data_dir, instance, "aurora-perfume", selection=run_selection(downstream),
+                        run_config=new_take_config(slot), image_backend="gemini").success
+    assert record(data_dir, "reference/scene_2")["take"] == 1
+    assert record(data_dir, "reference/scene_3")["take"] == 0
+    new = snapshot(data_dir, "aurora-perfume")
+    assert new["reference/scene_2.png"][0] != old["reference/scene_2.png"][0]
+    for name in ("reference/scene_1.png", "start/scene_1.png", "end/scene_1.png"):
+        assert new[name] == old[name]  # upstream of the new take: untouched
+    # chain mode: only the reference chain is shown reference/scene_2's pixels; the frames' requests are unchanged
+    assert sorted(r.prompt_text.split(" of an")[0] for r in fake_gemini.requests) == [
+        "Reference image for scene 2", "Reference image for scene 3", "Reference image for scene 4",
+    ]
+
+    fake_gemini.requests.clear()
+    assert run_campaign(data_dir, instance, "aurora-perfume", image_backend="gemini").success
+    assert len(fake_gemini.requests) == 0
+    assert record(data_dir, "reference/scene_2")["take"] == 1
+    assert snapshot(data_dir, "aurora-perfume")["reference/scene_2.png"][0] == new["reference/scene_2.png"][0]
+
+
+def test_regenerating_a_user_image_fails_clearly_in_the_graph(data_dir, instance):
+    result = run_campaign(data_dir, instance, "muse-portrait", selection=run_selection([Slot("reference", 1)]),
+                          run_config=new_take_config(Slot("reference", 1)))
+    assert not result.success
+    [failure] = [e for e in result.all_events if e.is_step_failure]
+    assert "reference/scene_1 is the brief's own reference_image" in failure.step_failure_data.error.message
+
+
+def test_regenerate_command(cli_env, data_dir):
+    assert adchain(cli_env, "materialize", "aurora-perfume").returncode == 0
+    before = snapshot(data_dir, "aurora-perfume")
+    done = adchain(cli_env, "regenerate", "aurora-perfume", "--scene", "3", "--chain", "start")
+    assert done.returncode == 0, done.stderr
+    after = snapshot(data_dir, "aurora-perfume")
+    changed = {name for name in after if after[name] != before[name]}
+    assert changed == {"start/scene_3.png", "start/scene_4.png", "end/scene_3.png", "end/scene_4.png"}
+    assert json.loads((data_dir / "campaigns/aurora-perfume/start/scene_3.json").read_text())["take"] == 1
+
+    user = adchain(cli_env, "regenerate", "muse-portrait", "--scene", "1")
+    assert user.returncode == 2 and "reference/scene_1 is the brief's own reference_image" in user.stderr
+    beyond = adchain(cli_env, "regenerate", "aurora-perfume", "--scene", "5")
+    assert beyond.returncode == 2 and "the brief has scenes 1 to 4" in beyond.stderr
