@@ -50,3 +50,11 @@ def test_critical_path_of_n_scenes_is_n_plus_two_calls():
         for slot in sorted(all_slots(n), key=lambda s: (s.scene, ("reference", "start", "end").index(s.chain))):
             depth[slot] = 1 + max((depth[p] for p in upstream(slot)), default=0)
         assert max(depth.values()) == n + 2
+
+
+def test_image_assets_carry_a_code_version_for_staleness(tmp_path):
+    from adchain_assets.chains import IMAGE_CODE_VERSION
+
+    graph = definitions_for(tmp_path, max_scenes=2).resolve_asset_graph()
+    for slot in all_slots(2):
+        assert graph.get(AssetKey(slot.key_path)).code_version == IMAGE_CODE_VERSION
