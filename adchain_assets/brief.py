@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Literal, Optional
 
 import yaml
+from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 CAMPAIGN_ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 ASPECT_RATIOS = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9")
 MAX_TEXT_CHARS = 2000
 MAX_DESCRIPTION_CHARS = 1000
+MAX_IMAGE_PIXELS = 40_000_000
 
 
 class _Strict(BaseModel):
@@ -208,7 +211,28 @@ def _path_problems(field: str, relative: Optional[str], brief_dir: Path) -> list
         return [(field, f"{relative!r} leaves the brief's folder {root}")]
     if not target.is_file():
         return [(field, f"{relative!r} does not exist (looked for {target})")]
-    return []
+    stat = target.stat()
+    problem = image_problem(str(target), stat.st_mtime_ns, stat.st_size)
+    return [(field, f"{relative!r} {problem}")] if problem else []
+
+
+@lru_cache(maxsize=64)
+def image_problem(path: str, mtime_ns: int, size: int) -> Optional[str]:
+    """Why the file at ``path`` cannot serve as an image, or None. Cached per file version: every step
+    of a run loads the brief."""
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+            if width * height > MAX_IMAGE_PIXELS:
+                return f"is {width}x{height} pixels; at most {MAX_IMAGE_PIXELS // 1_000_000} megapixels are accepted"
+            image.load()
+    except UnidentifiedImageError:
+        return "is not an image Pillow can read (PNG, JPEG, WebP, ...)"
+    except Image.DecompressionBombError as error:
+        return f"is rejected as a decompression bomb ({error})"
+    except (OSError, SyntaxError, ValueError) as error:
+        return f"is damaged or truncated ({error})"
+    return None
 
 
 def parse_brief(text: str, *, file: str, brief_dir: Path, max_scenes: int) -> Brief:

@@ -17,13 +17,16 @@ from dagster import (
     AssetIn,
     AssetKey,
     AssetsDefinition,
+    Backoff,
     BetaWarning,
     Config,
     DataVersion,
     DynamicPartitionsDefinition,
     Failure,
+    Jitter,
     MetadataValue,
     Output,
+    RetryPolicy,
     asset,
 )
 from PIL import Image, ImageOps
@@ -42,6 +45,10 @@ campaigns = DynamicPartitionsDefinition(name="campaigns")
 # Bump when a change to prompt composition or image handling changes what an unchanged brief produces.
 IMAGE_CODE_VERSION = "1"
 THUMBNAIL_PX = 192
+# Model calls across all runs share this pool; its limit is set in the instance's dagster.yaml.
+MODEL_POOL = "image_model"
+# After the SDK's own retries: a step that still failed on a transient fault gets two more chances, later.
+STEP_RETRY = RetryPolicy(max_retries=2, delay=20, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS)
 GROUPS = {"reference": "reference_images", "start": "start_frames", "end": "end_frames"}
 _CHAIN_DESCRIPTIONS = {
     "reference": "Reference image of scene {k}: the scene's subjects as they must look in every frame.",
@@ -121,10 +128,12 @@ def generated_image(
     try:
         generation = cache.generate(generator, request)
     except GenerationError as error:
+        # Transient faults (the SDK's retries already spent) may be retried by the step's RetryPolicy; a
+        # model's verdict (a safety block) is final and stops this image and everything downstream of it.
         raise Failure(
             description=f"{slot.key}: {error}",
-            metadata={"asset": slot.key, "reason": error.reason},
-            allow_retries=False,
+            metadata={"asset": slot.key, "reason": error.reason, "retryable": error.retryable},
+            allow_retries=error.retryable,
         ) from error
     result = generation.image
     return StoredImage(
@@ -190,7 +199,8 @@ def image_asset(slot: Slot) -> AssetsDefinition:
         io_manager_key="image_storage",
         output_required=False,
         code_version=IMAGE_CODE_VERSION,
-        pool="image_model",
+        pool=MODEL_POOL,
+        retry_policy=STEP_RETRY,
         kinds={"image"},
         description=_CHAIN_DESCRIPTIONS[slot.chain].format(k=slot.scene),
     )

@@ -7,9 +7,11 @@ CLI does shows up in the UI. Exit codes: 0 done, 1 a generation or run failed, 2
 from __future__ import annotations
 
 import argparse
+import fcntl
 import os
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -58,6 +60,44 @@ def _load(campaign: str):
     return settings, CampaignBriefs(data_dir=settings.data_dir, max_scenes=settings.max_scenes).load(campaign)
 
 
+CLI_TAG = "adchain/launched_by"
+WAIT_FOR_OTHER_RUNS_S = 3600
+
+
+@contextmanager
+def campaign_exclusive(instance, campaign: str):
+    """Run alone on ``campaign``: the UI's and the sensor's runs are limited by the run queue's tag limit;
+    the CLI executes directly, so it waits for them, and a lock file keeps two CLI runs apart.
+
+    The lock dies with its process, so a CLI run still marked as started while nobody holds the lock was
+    killed: it is marked failed rather than waited for.
+    """
+    from dagster import DagsterRunStatus, RunsFilter
+
+    lock_path = Path(instance.root_directory) / "adchain-locks" / f"{campaign}.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"{campaign}: waiting for another adchain run of this campaign to finish", file=sys.stderr)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        in_progress = RunsFilter(
+            tags={"dagster/partition": campaign},
+            statuses=[DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.STARTED],
+        )
+        for run in instance.get_runs(in_progress):
+            if run.tags.get(CLI_TAG) == "cli":
+                instance.report_run_failed(run, "its adchain process was killed before the run finished")
+        deadline = time.monotonic() + WAIT_FOR_OTHER_RUNS_S
+        while others := instance.get_runs(in_progress, limit=1):
+            if time.monotonic() > deadline:
+                raise SystemExit(f"{campaign}: run {others[0].run_id} is still in progress; try again later")
+            print(f"{campaign}: waiting for run {others[0].run_id} to finish", file=sys.stderr)
+            time.sleep(5)
+        yield
+
+
 def execute_campaign(campaign: str, slots, *, run_config: Optional[dict] = None, out=sys.stdout) -> int:
     """One run of the campaign job on ``campaign``'s partition: ``slots`` and the storyboard sheet."""
     from dagster import DagsterInstance, execute_job, reconstructable
@@ -70,13 +110,14 @@ def execute_campaign(campaign: str, slots, *, run_config: Optional[dict] = None,
     if not instance.has_dynamic_partition(campaigns.name, campaign):
         instance.add_dynamic_partitions(campaigns.name, [campaign])
     started = time.perf_counter()
-    result = execute_job(
-        reconstructable(campaign_job),
-        instance=instance,
-        tags={"dagster/partition": campaign},
-        run_config={**QUIET, **(run_config or {})},
-        asset_selection=run_selection(slots),
-    )
+    with campaign_exclusive(instance, campaign):
+        result = execute_job(
+            reconstructable(campaign_job),
+            instance=instance,
+            tags={"dagster/partition": campaign, CLI_TAG: "cli"},
+            run_config={**QUIET, **(run_config or {})},
+            asset_selection=run_selection(slots),
+        )
     if not result.success:
         for line in _failures(result) or [f"run {result.run_id} failed"]:
             print(f"{campaign}: {line}", file=sys.stderr)

@@ -30,14 +30,17 @@ class CampaignBriefs(ConfigurableResource):
 
 
 class ImageModel(ConfigurableResource):
-    """Which backend makes the images. ``api_key`` is given as ``EnvVar("GEMINI_API_KEY")`` so it is never
-    stored in run config or shown in the UI."""
+    """Which backend makes the images, and how patiently. ``api_key`` is given as ``EnvVar("GEMINI_API_KEY")``
+    so it is never stored in run config or shown in the UI. ``timeout_s`` is per HTTP attempt;
+    ``http_attempts`` covers 408/429/5xx and timeouts, ``no_image_attempts`` replies that came without an image."""
 
     backend: str = "preview"
     model: str = DEFAULT_IMAGE_MODEL
     api_key: Optional[str] = None
     base_url: Optional[str] = None
     timeout_s: float = 120.0
+    http_attempts: int = 5
+    no_image_attempts: int = 3
 
     def generator(self) -> ImageGenerator:
         if self.backend == "preview":
@@ -52,5 +55,7 @@ class ImageModel(ConfigurableResource):
                 model=self.model,
                 base_url=self.base_url or None,
                 timeout_s=self.timeout_s,
+                http_attempts=self.http_attempts,
+                no_image_attempts=self.no_image_attempts,
             )
         raise ValueError(f"unknown image backend {self.backend!r}: use preview or gemini")

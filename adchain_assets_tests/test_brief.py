@@ -1,8 +1,10 @@
 """A brief is strict: every problem is reported with its file, its field path and what is wrong."""
 
+import io
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from adchain_assets.brief import BriefError, load_brief
 from adchain_assets.cli import main
@@ -142,3 +144,53 @@ def test_validate_command_exit_codes_and_messages(tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"{bad}: scenes[1].subjects[1]: subject 'perfume' is not defined" in err
     assert str(good) not in err
+
+
+def _image_file(folder: Path, name: str, kind: str) -> None:
+    path = folder / name
+    if kind == "not an image":
+        path.write_text("hello, I am a text file")
+    elif kind == "truncated":
+        buffer = io.BytesIO()
+        Image.effect_noise((256, 256), 60).convert("RGB").save(buffer, "JPEG")
+        path.write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+    elif kind == "bomb":
+        Image.new("1", (9000, 9000)).save(path, "PNG")  # 81 megapixels in a few kilobytes
+    else:
+        Image.new("RGB", (64, 64), "red").save(path, "PNG")
+
+
+@pytest.mark.parametrize(
+    "kind, reason",
+    [
+        ("not an image", "is not an image Pillow can read"),
+        ("truncated", "is damaged or truncated"),
+        ("bomb", "is 9000x9000 pixels; at most 40 megapixels"),
+    ],
+)
+def test_a_bad_reference_image_is_refused_with_its_reason(tmp_path, kind, reason):
+    (tmp_path / "refs").mkdir()
+    _image_file(tmp_path / "refs", "photo.png", kind)
+    path = write(tmp_path, "reference_image: refs/photo.png\n" + VALID)
+    assert any(line.startswith(f"{path}: reference_image: 'refs/photo.png' {reason}") for line in problems(path)), problems(path)
+
+
+def test_a_bad_subject_photo_is_refused_too(tmp_path):
+    (tmp_path / "refs").mkdir()
+    _image_file(tmp_path / "refs", "face.png", "not an image")
+    path = write(tmp_path, VALID.replace("description: Woman, 32", "photo: refs/face.png\n    description: Woman, 32"))
+    assert any(line.startswith(f"{path}: subjects[1].photo: 'refs/face.png' is not an image") for line in problems(path))
+
+
+def test_a_good_reference_image_passes(tmp_path):
+    (tmp_path / "refs").mkdir()
+    _image_file(tmp_path / "refs", "photo.png", "good")
+    assert load_brief(write(tmp_path, "reference_image: refs/photo.png\n" + VALID), max_scenes=8).brief.reference_image
+
+
+@pytest.mark.parametrize("campaign", ["../secret", "/etc/passwd", "a/../../b", ""])
+def test_campaign_ids_that_try_to_leave_their_folder_are_refused(tmp_path, campaign):
+    from adchain_assets.resources import CampaignBriefs
+
+    with pytest.raises(BriefError, match="must match"):
+        CampaignBriefs(data_dir=str(tmp_path)).load(campaign)
