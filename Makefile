@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: demo test ui clean
+.PHONY: demo test ui clean browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,11 @@ demo: $(VENV)/.installed
 	mkdir -p $(DAGSTER_HOME)
 	$(BIN)/adchain demo
 
-test: $(VENV)/.installed-dev
+# Debian's Chromium for the UI test (Playwright drives it; its own browser download cannot work here).
+browser:
+	scripts/install-browser.sh
+
+test: $(VENV)/.installed-dev browser
 	$(BIN)/python -m pytest
 
 ui: $(VENV)/.installed

@@ -21,6 +21,8 @@ ASPECT_RATIOS = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9"
 MAX_TEXT_CHARS = 2000
 MAX_DESCRIPTION_CHARS = 1000
 MAX_IMAGE_PIXELS = 40_000_000
+MAX_TAKES_PER_IMAGE = 4
+MIN_CLIP_S, MAX_CLIP_S = 1.0, 8.0  # Veo makes clips of 4 to 8 seconds; the preview renderer any length
 
 
 class _Strict(BaseModel):
@@ -65,6 +67,7 @@ class Scene(_Strict):
     start: str = _text(MAX_TEXT_CHARS)
     end: str = _text(MAX_TEXT_CHARS)
     continuity: str = _text(MAX_TEXT_CHARS, required=False)
+    duration_s: float = Field(default=4.0, ge=MIN_CLIP_S, le=MAX_CLIP_S)
 
     @field_validator("reference", "start", "end")
     @classmethod
@@ -77,12 +80,31 @@ class Scene(_Strict):
         return {"reference": self.reference, "start": self.start, "end": self.end}[chain]
 
 
+class Video(_Strict):
+    """How the clips are made; bounded to what the video models accept."""
+
+    resolution: Literal["720p", "1080p"] = "720p"
+    audio: bool = False
+
+
+class Checks(_Strict):
+    """Consistency checks on every image. Non-blocking by default; ``blocking`` makes a failing image stop
+    what depends on it."""
+
+    blocking: bool = False
+    max_face_distance: float = Field(default=0.6, gt=0.0, le=1.5)
+    min_product_score: float = Field(default=0.5, gt=0.0, lt=1.0)
+
+
 class Brief(_Strict):
     title: str = _text(MAX_TEXT_CHARS, required=False)
     aspect_ratio: str = "1:1"
     reference_image: Optional[str] = None
     reference_mode: Literal["chain", "anchored"] = "chain"
     look: Look = Field(default_factory=Look)
+    video: Video = Field(default_factory=Video)
+    checks: Checks = Field(default_factory=Checks)
+    takes_per_image: int = Field(default=1, ge=1, le=MAX_TAKES_PER_IMAGE)
     subjects: list[Subject] = Field(default_factory=list)
     scenes: list[Scene] = Field(min_length=1)
 

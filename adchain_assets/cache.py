@@ -3,12 +3,20 @@
 The key is a hash of everything that decides the model's answer: backend, model, the full prompt, the
 aspect ratio, the *pixels* of each reference image (not their file bytes, so a re-encoded PNG still hits) and
 the take. Entries live under ``<data>/cache/`` and survive restarts. An entry is built in a temporary folder
-and renamed into place, so a reader never sees half of one; a lock file per key makes a second process wait
-for the first one's answer instead of paying for the same image again.
+``.<key>.<random>`` (its files and the folder fsynced) and renamed into place, then the parent folder is
+fsynced, so a reader never sees half of one, even after a power cut; a lock file per key makes a second
+process wait for the first one's answer instead of paying for the same image again.
+
+Nothing is left behind by a process killed at any point: staging folders are only made while the key's lock
+is held, so the next holder of that lock removes any it finds (their writers are dead); a lock file is removed
+by its holder before it lets go, and one left by a killed holder is removed by the next process that asks for
+that key (``flock`` locks die with their process). :meth:`GenerationCache.sweep` does the same for the whole
+cache.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import io
@@ -25,6 +33,7 @@ from dagster import ConfigurableResource
 from PIL import Image
 
 from adchain_assets.generators.base import GeneratedImage, ImageGenerator, ImageRequest
+from adchain_assets.video.base import GeneratedVideo, VideoGenerator, VideoRequest
 
 KEY_VERSION = 1
 
@@ -46,6 +55,7 @@ def request_key(backend: str, model: str, request: ImageRequest) -> str:
         "aspect_ratio": request.aspect_ratio,
         "references": [pixel_digest(reference.png) for reference in request.references],
         "take": request.take,
+        "candidate": request.candidate,
     }
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 
@@ -67,58 +77,216 @@ class GenerationCache(ConfigurableResource):
     def _entry(self, key: str) -> Path:
         return Path(self.root) / key[:2] / key
 
-    def lookup(self, key: str) -> Optional[GeneratedImage]:
+    def _lock_path(self, key: str) -> Path:
+        return Path(self.root) / key[:2] / f"{key}.lock"
+
+    def _read_entry(self, key: str, data_name: str) -> Optional[tuple[bytes, dict]]:
         entry = self._entry(key)
         try:
             meta = json.loads((entry / "meta.json").read_text())
-            png = (entry / "image.png").read_bytes()
-        except (FileNotFoundError, json.JSONDecodeError):
+            data = (entry / data_name).read_bytes()
+            if hashlib.sha256(data).hexdigest() != meta.get("sha256"):
+                return None  # damaged on disk: treat as a miss, the next store replaces it
+            return data, meta
+        except (FileNotFoundError, NotADirectoryError, ValueError, KeyError, TypeError, AttributeError):
+            return None  # absent, or unreadable (a miss as well)
+
+    def lookup(self, key: str) -> Optional[GeneratedImage]:
+        found = self._read_entry(key, "image.png")
+        if found is None:
             return None
-        if hashlib.sha256(png).hexdigest() != meta.get("sha256"):
-            return None  # damaged on disk: treat as a miss, the next store replaces it
-        return GeneratedImage(png=png, backend=meta["backend"], model=meta["model"], latency_s=0.0, cost_usd=0.0)
+        png, meta = found
+        try:
+            return GeneratedImage(png=png, backend=meta["backend"], model=meta["model"], latency_s=0.0, cost_usd=0.0)
+        except KeyError:
+            return None
 
     def store(self, key: str, image: GeneratedImage) -> None:
+        """Put ``image`` under ``key`` (taking the key's lock)."""
+        with self._locked(key):
+            self._store_locked(key, image)
+
+    def _remove_staging(self, key: str) -> None:
+        """Remove what writers of ``key`` that died left behind; only call it holding the key's lock."""
+        folder = Path(self.root) / key[:2]
+        try:
+            names = [entry.name for entry in os.scandir(folder)]
+        except FileNotFoundError:
+            return
+        for name in names:
+            if name.startswith(f".{key}."):
+                shutil.rmtree(folder / name, ignore_errors=True)
+
+    def _store_locked(self, key: str, image: GeneratedImage) -> None:
+        meta = {"backend": image.backend, "model": image.model, "cost_usd": image.cost_usd, "latency_s": image.latency_s}
+        self._write_entry_locked(key, "image.png", image.png, meta)
+
+    def _write_entry_locked(self, key: str, data_name: str, payload: bytes, meta: dict) -> None:
         entry = self._entry(key)
-        entry.parent.mkdir(parents=True, exist_ok=True)
+        _make_directories(entry.parent)
+        self._remove_staging(key)
         staging = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=entry.parent))
         try:
-            (staging / "image.png").write_bytes(image.png)
-            meta = {
-                "backend": image.backend, "model": image.model, "cost_usd": image.cost_usd,
-                "latency_s": image.latency_s, "sha256": hashlib.sha256(image.png).hexdigest(),
-            }
-            (staging / "meta.json").write_text(json.dumps(meta))
-            for name in ("image.png", "meta.json"):
-                with open(staging / name, "rb") as written:
+            meta = {**meta, "sha256": hashlib.sha256(payload).hexdigest()}
+            for name, data in ((data_name, payload), ("meta.json", json.dumps(meta).encode())):
+                with open(staging / name, "wb") as written:
+                    written.write(data)
+                    written.flush()
                     os.fsync(written.fileno())
+            _fsync_directory(staging)
             if entry.exists():
-                shutil.rmtree(entry)  # a damaged entry (lookup refused it); a sound one is never replaced
+                # A damaged entry (lookup refused it); a sound one is never replaced. Moved aside under a
+                # staging name, so that a crash before it is removed leaves something the next holder sweeps.
+                os.rename(entry, entry.parent / f".{key}.damaged")
             os.rename(staging, entry)
+            _fsync_directory(entry.parent)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+            self._remove_staging(key)
 
     @contextmanager
-    def _locked(self, key: str) -> Iterator[None]:
-        lock_path = Path(self.root) / key[:2] / f"{key}.lock"
-        lock_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(lock_path, "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+    def _locked(self, key: str, blocking: bool = True) -> Iterator[bool]:
+        """Hold the lock of ``key``; yields False instead when ``blocking`` is off and another process holds it.
+
+        The holder deletes the lock file before letting go, so no lock files pile up. That is safe because a
+        process that gets the lock checks that the file it locked is still the one at the lock's path; if the
+        previous holder removed it meanwhile, it starts over with a fresh file.
+        """
+        lock_path = self._lock_path(key)
+        _make_directories(lock_path.parent)
+        while True:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
             try:
-                yield
+                fcntl.flock(fd, fcntl.LOCK_EX if blocking else fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                yield False
+                return
+            except BaseException:
+                os.close(fd)
+                raise
+            try:
+                held, current = os.fstat(fd), os.stat(lock_path)
+                if (held.st_dev, held.st_ino) == (current.st_dev, current.st_ino):
+                    break
+            except FileNotFoundError:
+                pass
+            os.close(fd)  # the holder before us removed this file when it let go: lock the new one
+        try:
+            yield True
+        finally:
+            try:
+                os.unlink(lock_path)  # still holding it: see above
+            except FileNotFoundError:
+                pass
             finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+                os.close(fd)
+
+    def _discard_stale_lock(self, key: str) -> None:
+        """Remove the lock file of ``key`` if a killed process left it (nobody holds it)."""
+        if self._lock_path(key).exists():
+            with self._locked(key, blocking=False) as held:
+                if held:
+                    self._remove_staging(key)
+
+    def sweep(self) -> list[str]:
+        """Remove every lock file and staging folder left by killed processes; returns the keys cleaned.
+
+        Safe while other processes use the cache: a key whose lock is held is left alone.
+        """
+        root = Path(self.root)
+        cleaned = []
+        try:
+            folders = [entry.path for entry in os.scandir(root) if entry.is_dir() and len(entry.name) == 2]
+        except FileNotFoundError:
+            return cleaned
+        for folder in folders:
+            keys = set()
+            for name in os.listdir(folder):
+                if name.endswith(".lock"):
+                    keys.add(name[: -len(".lock")])
+                elif name.startswith(".") and len(name) > 65 and name[65] == ".":
+                    keys.add(name[1:65])
+            for key in sorted(keys):
+                with self._locked(key, blocking=False) as held:
+                    if held:
+                        self._remove_staging(key)
+                        cleaned.append(key)
+        return cleaned
 
     def generate(self, generator: ImageGenerator, request: ImageRequest) -> Generation:
         """The cached answer to ``request``, or the model's, stored for next time."""
         key = request_key(generator.backend, generator.model, request)
         cached = self.lookup(key)
         if cached is not None:
+            self._discard_stale_lock(key)
             return Generation(cached, cache_hit=True, key=key)
         with self._locked(key):
             cached = self.lookup(key)  # another process may have made it while we waited
             if cached is not None:
                 return Generation(cached, cache_hit=True, key=key)
             image = generator.generate(request)
-            self.store(key, image)
+            self._store_locked(key, image)
             return Generation(image, cache_hit=False, key=key)
+
+
+    def generate_video(self, generator: VideoGenerator, request: VideoRequest) -> "VideoGeneration":
+        """The cached clip for ``request`` (same frames' pixels, prompt and settings), or the model's."""
+        material = {
+            "v": KEY_VERSION, "kind": "video", "backend": generator.backend, "model": generator.model,
+            "prompt": request.prompt, "start": pixel_digest(request.start_png), "end": pixel_digest(request.end_png),
+            "aspect_ratio": request.aspect_ratio, "duration_s": request.duration_s,
+            "resolution": request.resolution, "audio": request.audio,
+        }
+        key = hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
+
+        def cached() -> Optional[GeneratedVideo]:
+            found = self._read_entry(key, "clip.mp4")
+            if found is None:
+                return None
+            mp4, meta = found
+            fields = {name: meta[name] for name in ("backend", "model", "duration_s", "width", "height", "frame_count", "fps")}
+            return GeneratedVideo(mp4=mp4, latency_s=0.0, cost_usd=0.0, **fields)
+
+        hit = cached()
+        if hit is not None:
+            self._discard_stale_lock(key)
+            return VideoGeneration(hit, cache_hit=True)
+        with self._locked(key):
+            hit = cached()
+            if hit is not None:
+                return VideoGeneration(hit, cache_hit=True)
+            video = generator.generate(request)
+            meta = {name: getattr(video, name) for name in ("backend", "model", "duration_s", "width", "height", "frame_count", "fps", "cost_usd", "latency_s")}
+            self._write_entry_locked(key, "clip.mp4", video.mp4, meta)
+            return VideoGeneration(video, cache_hit=False)
+
+
+@dataclass(frozen=True)
+class VideoGeneration:
+    video: GeneratedVideo
+    cache_hit: bool
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make the renames and creations in ``directory`` durable."""
+    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    except OSError as error:  # some file systems cannot fsync a folder; the files themselves were fsynced
+        if error.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
+            raise
+    finally:
+        os.close(fd)
+
+
+def _make_directories(directory: Path) -> None:
+    """``mkdir -p`` whose new folders survive a power cut (each one's parent is fsynced)."""
+    missing = []
+    probe = directory
+    while not probe.exists() and probe != probe.parent:
+        missing.append(probe)
+        probe = probe.parent
+    directory.mkdir(parents=True, exist_ok=True)
+    for created in reversed(missing):
+        _fsync_directory(created.parent)

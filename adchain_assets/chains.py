@@ -7,10 +7,12 @@ reference chain. Slots beyond a brief's scene count yield nothing, and Dagster s
 
 
 import base64
+import dataclasses
 import io
 import warnings
 from datetime import datetime, timezone
-from typing import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Iterable, Mapping
 
 from dagster import (
     AssetExecutionContext,
@@ -34,11 +36,19 @@ from pydantic import Field
 
 from adchain_assets.brief import LoadedBrief
 from adchain_assets.cache import GenerationCache
+from adchain_assets.checks import (
+    check_results,
+    check_specs,
+    consistency_score,
+    score_image,
+    slot_not_in_brief,
+    summary,
+)
 from adchain_assets.generators.base import GenerationError, ImageGenerator, ImageRequest, ReferenceImage
 from adchain_assets.prompts import compose_prompt
 from adchain_assets.references import Slot, all_slots, shown_references, upstream
 from adchain_assets.resources import CampaignBriefs, ImageModel
-from adchain_assets.storage import CampaignFiles, StoredImage, png_size, sha256
+from adchain_assets.storage import CampaignFiles, StoredImage, png_size, sha256, write_atomically
 
 campaigns = DynamicPartitionsDefinition(name="campaigns")
 
@@ -78,11 +88,11 @@ def input_name(slot: Slot) -> str:
     return f"{slot.chain}_scene_{slot.scene}"
 
 
-def thumbnail_markdown(png: bytes, alt: str) -> str:
+def thumbnail_markdown(png: bytes, alt: str, max_px: int = THUMBNAIL_PX) -> str:
     """A small JPEG data URI, so the UI shows the image without serving files."""
     with Image.open(io.BytesIO(png)) as image:
         thumb = image.convert("RGB")
-        thumb.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX))
+        thumb.thumbnail((max_px, max_px))
         buffer = io.BytesIO()
         thumb.save(buffer, "JPEG", quality=70, optimize=True)
     return f"![{alt}](data:image/jpeg;base64,{base64.b64encode(buffer.getvalue()).decode()})"
@@ -114,8 +124,14 @@ def generated_image(
     generator: ImageGenerator,
     cache: GenerationCache,
     take: int,
+    rank: Callable[[bytes], float],
+    keep_candidate: Callable[[int, bytes], str],
 ) -> StoredImage:
-    """Ask the model (or the cache) for ``slot``, showing it exactly the references its mode names."""
+    """Ask the model (or the cache) for ``slot``, showing it exactly the references its mode names.
+
+    With ``takes_per_image`` N > 1, N candidates are asked for at once; the one ``rank`` scores highest is
+    kept, and every candidate is saved by ``keep_candidate`` and listed in the provenance.
+    """
     brief = loaded.brief
     shown = shown_references(slot, brief.reference_mode)
     prompt = compose_prompt(brief, slot, shown)
@@ -125,8 +141,10 @@ def generated_image(
         aspect_ratio=brief.aspect_ratio,
         take=take,
     )
+    requests = [dataclasses.replace(request, candidate=c) for c in range(brief.takes_per_image)]
     try:
-        generation = cache.generate(generator, request)
+        with ThreadPoolExecutor(max_workers=len(requests)) as pool:
+            generations = list(pool.map(lambda r: cache.generate(generator, r), requests))
     except GenerationError as error:
         # Transient faults (the SDK's retries already spent) may be retried by the step's RetryPolicy; a
         # model's verdict (a safety block) is final and stops this image and everything downstream of it.
@@ -135,14 +153,29 @@ def generated_image(
             metadata={"asset": slot.key, "reason": error.reason, "retryable": error.retryable},
             allow_retries=error.retryable,
         ) from error
-    result = generation.image
+    extra: dict = {}
+    best = 0
+    if len(generations) > 1:
+        scores = [rank(g.image.png) for g in generations]
+        best = max(range(len(scores)), key=lambda c: scores[c])
+        extra["candidates"] = [
+            {
+                "candidate": c, "sha256": sha256(g.image.png), "score": round(scores[c], 4),
+                "kept": c == best, "cache_hit": g.cache_hit, "cost_usd": round(g.image.cost_usd, 6),
+                "path": keep_candidate(c, g.image.png),
+            }
+            for c, g in enumerate(generations)
+        ]
+    result = generations[best].image
     return StoredImage(
         png=result.png,
         provenance=_provenance(
             loaded.campaign, slot, result.png, backend=result.backend, model=result.model,
             prompt=prompt.text,
             references=[{"asset": ref.key, "sha256": parents[ref].sha256} for ref in shown],
-            latency_s=result.latency_s, cost_usd=result.cost_usd, take=take, cache_hit=generation.cache_hit,
+            latency_s=max(g.image.latency_s for g in generations),
+            cost_usd=sum(g.image.cost_usd for g in generations),
+            take=take, cache_hit=all(g.cache_hit for g in generations), **extra,
         ),
     )
 
@@ -198,6 +231,7 @@ def image_asset(slot: Slot) -> AssetsDefinition:
         group_name=GROUPS[slot.chain],
         io_manager_key="image_storage",
         output_required=False,
+        check_specs=check_specs(slot),
         code_version=IMAGE_CODE_VERSION,
         pool=MODEL_POOL,
         retry_policy=STEP_RETRY,
@@ -217,7 +251,12 @@ def image_asset(slot: Slot) -> AssetsDefinition:
         loaded = briefs.load(campaign)
         if slot.scene > len(loaded.brief.scenes):
             context.log.info(f"{slot.key}: the brief has {len(loaded.brief.scenes)} scenes; nothing to make")
+            yield from slot_not_in_brief(slot)  # a check's output is required even when the asset's is not
             return
+        def image_of(other: Slot):
+            stored = files.read_image(campaign, other)
+            return stored.png if stored else None
+
         user_made = slot == Slot("reference", 1) and loaded.brief.reference_image
         if user_made:
             if config.new_take:
@@ -230,10 +269,22 @@ def image_asset(slot: Slot) -> AssetsDefinition:
             except ValueError as error:  # a backend that cannot start, e.g. no API key
                 raise Failure(description=f"{slot.key}: {error}", allow_retries=False) from error
             parent_images = {p: inputs[input_name(p)] for p in parents}
-            image = generated_image(loaded, slot, parent_images, generator, cache, take)
+
+            def rank(png: bytes) -> float:
+                return consistency_score(score_image(loaded, slot, png, image_of))
+
+            def keep_candidate(candidate: int, png: bytes) -> str:
+                relative = f"candidates/{slot.chain}/scene_{slot.scene}/take_{take}_candidate_{candidate}.png"
+                write_atomically(files.campaign_dir(campaign) / relative, png)
+                return relative
+
+            image = generated_image(loaded, slot, parent_images, generator, cache, take, rank, keep_candidate)
+        scores = score_image(loaded, slot, image.png, image_of)
+        image = StoredImage(image.png, {**image.provenance, "consistency": summary(scores)})
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", BetaWarning)  # DataVersion on Output: beta, and what we want
             yield Output(image, metadata=image_metadata(image), data_version=DataVersion(image.sha256))
+        yield from check_results(loaded.brief, scores)
 
     return _image
 
@@ -251,12 +302,16 @@ STORYBOARD_KEY = AssetKey("storyboard")
 
 
 def run_selection(slots: Iterable[Slot]) -> list[AssetKey]:
-    """What a campaign run materializes: these images and the storyboard sheet.
+    """What a campaign run materializes: these images, the clips made from their frames, the storyboard and
+    the ad.
 
-    Selecting only images the brief has (rather than every slot) keeps the sheet from being skipped for
-    want of outputs that slots beyond the brief never yield.
+    Selecting only what the brief has (rather than every slot) keeps the sheet and the ad from being skipped
+    for want of outputs that slots beyond the brief never yield.
     """
-    return [AssetKey(slot.key_path) for slot in slots] + [STORYBOARD_KEY]
+    slots = list(slots)
+    clip_scenes = sorted({slot.scene for slot in slots if slot.chain in ("start", "end")})
+    clips = [AssetKey(["clip", f"scene_{k}"]) for k in clip_scenes]
+    return [AssetKey(slot.key_path) for slot in slots] + [STORYBOARD_KEY] + clips + ([AssetKey("ad")] if clips else [])
 
 
 def new_take_config(slot: Slot) -> dict:

@@ -89,6 +89,9 @@ def campaign_exclusive(instance, campaign: str):
         for run in instance.get_runs(in_progress):
             if run.tags.get(CLI_TAG) == "cli":
                 instance.report_run_failed(run, "its adchain process was killed before the run finished")
+                if instance.event_log_storage.supports_global_concurrency_limits:
+                    # a killed run keeps its model-pool slots until they are freed explicitly
+                    instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
         deadline = time.monotonic() + WAIT_FOR_OTHER_RUNS_S
         while others := instance.get_runs(in_progress, limit=1):
             if time.monotonic() > deadline:
@@ -212,6 +215,7 @@ def cmd_status(args) -> int:
 
     from adchain_assets.brief import BriefError, campaign_id_problem
     from adchain_assets.references import CHAINS, Slot
+    from adchain_assets.report import campaign_spend
     from adchain_assets.resources import CampaignBriefs
     from adchain_assets.settings import Settings
     from adchain_assets.storage import CampaignFiles
@@ -249,25 +253,8 @@ def cmd_status(args) -> int:
             print("  " + failure_line(record.dagster_event.step_key, record.dagster_event.step_failure_data.error))
     elif runs:
         print(f"last run {runs[0].run_id}: {runs[0].status.value}")
-    print(f"cost of these images: ${total:.4f}; spent on this campaign so far, every take and run: ${_spent(instance, campaign, settings.max_scenes):.4f}")
+    print(f"cost of these images: ${total:.4f}; spent on this campaign so far, every take and run: ${campaign_spend(instance, campaign, scene_count):.4f}")
     return EXIT_OK
-
-
-def _spent(instance, campaign: str, max_scenes: int) -> float:
-    """Every model call ever paid for this campaign, from its materializations in the Dagster instance."""
-    from dagster import AssetRecordsFilter
-
-    from adchain_assets.chains import image_asset_keys
-
-    total = 0.0
-    for key in image_asset_keys(max_scenes):
-        records = instance.fetch_materializations(
-            AssetRecordsFilter(asset_key=key, asset_partitions=[campaign]), limit=10_000
-        ).records
-        for record in records:
-            cost = record.asset_materialization.metadata.get("cost_usd")
-            total += float(cost.value) if cost is not None else 0.0
-    return total
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,4 +1,5 @@
-"""Wires the project: three chains of image assets, the storyboard sheet, their resources and jobs."""
+"""Wires the project: three chains of image assets, the storyboard sheet, the clips and the ad, their
+resources, job and sensor."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from dagster import AssetSelection, Definitions, EnvVar, define_asset_job, multi
 
 from adchain_assets.cache import GenerationCache
 from adchain_assets.chains import build_image_assets
-from adchain_assets.resources import CampaignBriefs, ImageModel
+from adchain_assets.clips import build_clip_assets
+from adchain_assets.resources import CampaignBriefs, ImageModel, VideoModel
 from adchain_assets.sensors import build_brief_sensor
 from adchain_assets.settings import Settings
 from adchain_assets.storage import CampaignFiles, CampaignImageStorage
@@ -39,7 +41,11 @@ campaign_job = define_asset_job(CAMPAIGN_JOB, selection=AssetSelection.all())
 def build_definitions(settings: Settings) -> Definitions:
     files = CampaignFiles(base_path=settings.data_dir)
     return Definitions(
-        assets=[*build_image_assets(settings.max_scenes), build_storyboard_asset(settings.max_scenes)],
+        assets=[
+            *build_image_assets(settings.max_scenes),
+            build_storyboard_asset(settings.max_scenes),
+            *build_clip_assets(settings.max_scenes),
+        ],
         jobs=[campaign_job],
         sensors=[build_brief_sensor(campaign_job)],
         resources={
@@ -50,6 +56,12 @@ def build_definitions(settings: Settings) -> Definitions:
             "image_model": ImageModel(
                 backend=settings.image_backend,
                 model=settings.image_model,
+                api_key=_env("GEMINI_API_KEY"),
+                base_url=_env("GEMINI_BASE_URL"),
+            ),
+            "video_model": VideoModel(
+                backend=settings.video_backend,
+                model=settings.video_model,
                 api_key=_env("GEMINI_API_KEY"),
                 base_url=_env("GEMINI_BASE_URL"),
             ),

@@ -50,7 +50,11 @@ class ComposedPrompt:
 
     @property
     def text(self) -> str:
-        parts = [f"{self.purpose}: {self.scene_text.strip()}"]
+        return "\n\n".join([f"{self.purpose}: {self.scene_text.strip()}", *self.context_sections()])
+
+    def context_sections(self) -> list[str]:
+        """Everything after the scene text: subjects, look, continuity and the reference note."""
+        parts = []
         if self.subjects:
             lines = "\n".join(f"- {s.id} ({s.kind}): {s.description}" for s in self.subjects)
             parts.append(f"Subjects in this image, each exactly as described:\n{lines}")
@@ -60,7 +64,7 @@ class ComposedPrompt:
             parts.append(f"Continuity: {self.continuity.strip()}")
         if self.reference_note:
             parts.append(self.reference_note)
-        return "\n\n".join(parts)
+        return parts
 
 
 def describe_reference(slot: Slot) -> str:
@@ -109,3 +113,14 @@ def compose_prompt(brief: Brief, slot: Slot, references: Sequence[Slot]) -> Comp
         continuity=scene.continuity,
         reference_note=reference_note(brief, slot, references),
     )
+
+
+def compose_clip_prompt(brief: Brief, scene_number: int) -> str:
+    """The text of scene k's clip: how it moves from its start frame to its end frame, with the same subject
+    descriptions and look as the frames (the frames themselves are given as the first and last frame)."""
+    scene = brief.scene(scene_number)
+    opening, ending = scene.start.strip().rstrip("."), scene.end.strip().rstrip(".")
+    parts = [f"Video clip of scene {scene_number} of an advertising campaign. It opens on: {opening}. It ends on: {ending}."]
+    parts += compose_prompt(brief, Slot("start", scene_number), []).context_sections()
+    parts.append("Keep every subject identical to the first and last frame; smooth, natural motion.")
+    return "\n\n".join(parts)

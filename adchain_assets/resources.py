@@ -9,7 +9,8 @@ from dagster import ConfigurableResource
 
 from adchain_assets.brief import LoadedBrief, campaign_id_problem, load_brief, BriefError, BriefProblem
 from adchain_assets.generators.base import ImageGenerator
-from adchain_assets.settings import DEFAULT_IMAGE_MODEL
+from adchain_assets.video.base import VideoGenerator
+from adchain_assets.settings import DEFAULT_IMAGE_MODEL, DEFAULT_VIDEO_MODEL
 
 
 class CampaignBriefs(ConfigurableResource):
@@ -59,3 +60,31 @@ class ImageModel(ConfigurableResource):
                 no_image_attempts=self.no_image_attempts,
             )
         raise ValueError(f"unknown image backend {self.backend!r}: use preview or gemini")
+
+
+class VideoModel(ConfigurableResource):
+    """Which backend turns a scene's start and end frames into its clip (``preview`` offline, or ``veo``)."""
+
+    backend: str = "preview"
+    model: str = DEFAULT_VIDEO_MODEL
+    api_key: Optional[str] = None
+    base_url: Optional[str] = None
+    poll_interval_s: float = 10.0
+    max_wait_s: float = 600.0
+
+    def generator(self) -> VideoGenerator:
+        if self.backend == "preview":
+            from adchain_assets.video.preview import PreviewVideoGenerator
+
+            return PreviewVideoGenerator()
+        if self.backend == "veo":
+            from adchain_assets.video.veo import VeoVideoGenerator
+
+            return VeoVideoGenerator(
+                api_key=self.api_key or "",
+                model=self.model,
+                base_url=self.base_url or None,
+                poll_interval_s=self.poll_interval_s,
+                max_wait_s=self.max_wait_s,
+            )
+        raise ValueError(f"unknown video backend {self.backend!r}: use preview or veo")

@@ -6,7 +6,9 @@ import os
 from dataclasses import dataclass
 
 DEFAULT_IMAGE_MODEL = "gemini-2.5-flash-image"
+DEFAULT_VIDEO_MODEL = "veo-3.1-fast-generate-preview"
 IMAGE_BACKENDS = ("preview", "gemini")
+VIDEO_BACKENDS = ("preview", "veo")
 
 
 class SettingsError(ValueError):
@@ -19,12 +21,17 @@ class Settings:
     image_backend: str = "preview"
     image_model: str = DEFAULT_IMAGE_MODEL
     max_scenes: int = 8
+    video_backend: str = "preview"
+    video_model: str = DEFAULT_VIDEO_MODEL
 
     @classmethod
     def from_env(cls) -> "Settings":
         backend = os.getenv("ADCHAIN_IMAGE_BACKEND", "preview").strip() or "preview"
         if backend not in IMAGE_BACKENDS:
             raise SettingsError(f"ADCHAIN_IMAGE_BACKEND={backend!r}: use one of {', '.join(IMAGE_BACKENDS)}")
+        video_backend = os.getenv("ADCHAIN_VIDEO_BACKEND", "preview").strip() or "preview"
+        if video_backend not in VIDEO_BACKENDS:
+            raise SettingsError(f"ADCHAIN_VIDEO_BACKEND={video_backend!r}: use one of {', '.join(VIDEO_BACKENDS)}")
         raw_max = os.getenv("ADCHAIN_MAX_SCENES", "8")
         try:
             max_scenes = int(raw_max)
@@ -37,4 +44,6 @@ class Settings:
             image_backend=backend,
             image_model=os.getenv("ADCHAIN_IMAGE_MODEL", DEFAULT_IMAGE_MODEL) or DEFAULT_IMAGE_MODEL,
             max_scenes=max_scenes,
+            video_backend=video_backend,
+            video_model=os.getenv("ADCHAIN_VIDEO_MODEL", DEFAULT_VIDEO_MODEL) or DEFAULT_VIDEO_MODEL,
         )

@@ -1,18 +1,41 @@
 """Campaign-first storage of images and their provenance, over any fsspec path.
 
 ``<base>/campaigns/<campaign>/<chain>/scene_<k>.png`` holds exactly the bytes the backend returned and
-``scene_<k>.json`` beside it says where they came from. Both are written to a temporary name and renamed,
-so a crash never leaves a truncated file; the JSON records the PNG's sha256, so a reader can tell when the
-pair does not belong together.
+``scene_<k>.json`` beside it says where they came from, including the PNG's sha256.
+
+Crash safety (a writer may be killed at any instruction, or the machine may lose power):
+
+* Each file is written to a hidden temporary sibling ``.<name>.<uuid>.tmp`` and renamed over its target, so
+  a reader sees the old file or the new one, never a truncated one. On local disks the temporary is fsynced
+  before the rename and the folder after it, so a rename that survived a power cut names complete data.
+* A local writer holds an ``flock`` on its temporary until it is renamed; the kernel drops that lock when
+  the writer dies. Before writing into a folder, temporaries nobody holds a lock on (and a couple of seconds
+  old, to cover the instant between creating the file and locking it) are removed: they belong to dead
+  writers. On object stores there are no locks, so only temporaries older than :data:`STALE_REMOTE_S` go.
+* The pair is committed JSON first, then PNG (both are staged before either rename). A crash between the two
+  renames leaves a JSON that names the new image beside the old PNG (or beside no PNG on a first write), so
+  a PNG never appears without its JSON, and a pair that does not belong together is told by the sha256:
+  :func:`read_image` refuses it and :meth:`CampaignFiles.read_image` reports the image as not made (leaving
+  the files alone). The JSON is the latest intent: :meth:`CampaignFiles.current_take` reads the take from it,
+  so a rerun asks for the same take, finds it in the generation cache (stored before the files are written)
+  and rewrites both files for free.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import hashlib
 import io
 import json
+import logging
+import os
+import re
+import time
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
 from typing import Any, Mapping, Optional
 
 from dagster import ConfigurableIOManagerFactory, ConfigurableResource, InputContext, OutputContext, UPathIOManager
@@ -21,6 +44,16 @@ from upath import UPath
 from upath.implementations.local import LocalPath
 
 from adchain_assets.references import Slot
+
+logger = logging.getLogger(__name__)
+
+# ``.<target name>.<32 hex>.tmp``: what write_atomically names its temporaries.
+TEMPORARY_NAME = re.compile(r"^\.(?P<target>.+)\.(?P<token>[0-9a-f]{32})\.tmp$")
+# A local temporary nobody holds a lock on is a dead writer's once it is this old (seconds); the margin covers
+# the instant between a live writer creating its temporary and locking it.
+STALE_UNLOCKED_S = 2.0
+# On object stores nothing tells a live writer from a dead one but time.
+STALE_REMOTE_S = 15 * 60.0
 
 
 def sha256(data: bytes) -> str:
@@ -40,41 +73,155 @@ class StoredImage:
 
 
 class ProvenanceMismatch(Exception):
-    """The PNG on disk is not the one its provenance JSON describes."""
+    """The PNG on disk is not the one its provenance JSON describes (or it has no readable provenance)."""
+
+
+def _local(path: UPath) -> Optional[Path]:
+    """The plain local path of ``path``, or None for object stores and other remote file systems."""
+    if isinstance(path, LocalPath):
+        return Path(os.fspath(path))
+    return None
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make the renames and creations in ``directory`` durable."""
+    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    except OSError as error:  # some file systems cannot fsync a folder; the data itself was fsynced
+        if error.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
+            raise
+    finally:
+        os.close(fd)
+
+
+def _make_directories(directory: Path) -> None:
+    """``mkdir -p`` whose new folders survive a power cut (each one's parent is fsynced)."""
+    missing = []
+    probe = directory
+    while not probe.exists() and probe != probe.parent:
+        missing.append(probe)
+        probe = probe.parent
+    directory.mkdir(parents=True, exist_ok=True)
+    for created in reversed(missing):
+        _fsync_directory(created.parent)
+
+
+def _temporary_name(target_name: str) -> str:
+    return f".{target_name}.{uuid.uuid4().hex}.tmp"
+
+
+class _Staged:
+    """A complete temporary file waiting to be renamed over its target."""
+
+    def __init__(self, path: UPath, data: bytes):
+        self.path = path
+        self.temporary = path.with_name(_temporary_name(path.name))
+        self._fd: Optional[int] = None
+        self._done = False
+        local = _local(self.temporary)
+        if local is None:
+            try:
+                self.temporary.write_bytes(data)
+            except BaseException:
+                try:
+                    self.temporary.unlink(missing_ok=True)
+                except Exception:
+                    pass  # the age sweep removes it later
+                raise
+            return
+        fd = os.open(local, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # "a live writer owns this"; the kernel drops it if we die
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        except BaseException:
+            os.close(fd)
+            local.unlink(missing_ok=True)
+            raise
+        self._fd = fd
+
+    def commit(self) -> None:
+        """Rename over the target (atomic locally; the object appears whole on object stores)."""
+        try:
+            local = _local(self.temporary)
+            if local is None:
+                self.temporary.rename(self.path)
+            else:
+                os.replace(local, _local(self.path))
+                _fsync_directory(local.parent)
+        except BaseException:
+            self.discard()
+            raise
+        self._release()
+
+    def discard(self) -> None:
+        """Remove the temporary unless it was committed; safe to call twice."""
+        if self._done:
+            return
+        try:
+            self.temporary.unlink(missing_ok=True)
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        self._done = True
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def _prepare_directory(directory: UPath) -> None:
+    local = _local(directory)
+    if local is None:
+        directory.mkdir(parents=True, exist_ok=True)
+    else:
+        _make_directories(local)
+    sweep_temporaries(directory)
 
 
 def write_atomically(path: UPath, data: bytes) -> None:
-    """Write to a hidden temporary sibling, then rename over the target.
-
-    Locally the rename is atomic (``os.replace``); on object stores the final object appears whole.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    temporary.write_bytes(data)
-    try:
-        if isinstance(temporary, LocalPath):
-            temporary.replace(path)
-        else:
-            temporary.rename(path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+    """Write to a hidden temporary sibling, then rename over the target (see the module docstring)."""
+    _prepare_directory(path.parent)
+    _Staged(path, data).commit()
 
 
 def write_image(path: UPath, image: StoredImage) -> None:
+    """Write the PNG and its provenance JSON: JSON first, so a PNG never stands without its JSON."""
     provenance = dict(image.provenance)
     if provenance.get("sha256") != image.sha256:
         raise ProvenanceMismatch(f"provenance for {path} names sha256 {provenance.get('sha256')}")
-    write_atomically(path, image.png)
-    write_atomically(path.with_suffix(".json"), json.dumps(provenance, indent=2).encode() + b"\n")
+    _prepare_directory(path.parent)
+    staged: list[_Staged] = []
+    try:
+        staged.append(_Staged(path, image.png))
+        staged.append(_Staged(path.with_suffix(".json"), json.dumps(provenance, indent=2).encode() + b"\n"))
+        png, record = staged
+        record.commit()
+        png.commit()
+    finally:
+        for leftover in staged:
+            leftover.discard()  # a no-op for what was committed
 
 
 def read_image(path: UPath) -> StoredImage:
+    """The image at ``path`` and its provenance; :class:`ProvenanceMismatch` when they do not belong together.
+
+    A missing PNG raises ``FileNotFoundError``.
+    """
     png = path.read_bytes()
-    provenance = json.loads(path.with_suffix(".json").read_text())
-    if provenance.get("sha256") != sha256(png):
+    record_path = path.with_suffix(".json")
+    try:
+        provenance = json.loads(record_path.read_text())
+    except FileNotFoundError:
+        raise ProvenanceMismatch(f"{path} has no provenance {record_path.name}; materialize this image again") from None
+    except ValueError as error:
+        raise ProvenanceMismatch(f"{record_path} is not readable JSON ({error}); materialize this image again") from None
+    if not isinstance(provenance, dict) or provenance.get("sha256") != sha256(png):
         raise ProvenanceMismatch(
-            f"{path} does not match its provenance {path.with_suffix('.json').name}"
+            f"{path} does not match its provenance {record_path.name}"
             " (interrupted write?); materialize this image again"
         )
     return StoredImage(png=png, provenance=provenance)
@@ -83,6 +230,87 @@ def read_image(path: UPath) -> StoredImage:
 def png_size(png: bytes) -> tuple[int, int]:
     with Image.open(io.BytesIO(png)) as image:
         return image.size
+
+
+def _modified_at(info: Mapping[str, Any]) -> Optional[float]:
+    """Seconds since the epoch from an fsspec ``info()`` record (each file system names it differently)."""
+    for field in ("mtime", "LastModified", "updated", "last_modified", "created", "time_created"):
+        value = info.get(field)
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, datetime):
+            return value.timestamp()
+        if isinstance(value, str):
+            try:
+                return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+            except ValueError:
+                continue
+    return None
+
+
+def _remove_if_dead_local(path: Path, now: float, unlocked_after_s: float) -> bool:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False  # renamed or removed meanwhile
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False  # its writer is alive
+        held = os.fstat(fd)
+        if now - held.st_mtime < unlocked_after_s:
+            return False  # possibly a writer between creating and locking it
+        try:
+            current = os.stat(path)
+        except FileNotFoundError:
+            return False
+        if (current.st_dev, current.st_ino) != (held.st_dev, held.st_ino):
+            return False  # the name was taken over meanwhile
+        path.unlink()
+        return True
+    finally:
+        os.close(fd)
+
+
+def sweep_temporaries(
+    directory: UPath, *, unlocked_after_s: Optional[float] = None, remote_after_s: Optional[float] = None
+) -> list[str]:
+    """Remove the temporaries in ``directory`` whose writers are gone; returns their names.
+
+    Locally a writer holds a lock on its temporary for as long as it lives, so an unlocked temporary older
+    than ``unlocked_after_s`` (default :data:`STALE_UNLOCKED_S`) is provably a dead writer's. On object stores
+    only age tells: ``remote_after_s`` (default :data:`STALE_REMOTE_S`). Never raises for a file it cannot
+    look at: sweeping is housekeeping.
+    """
+    unlocked_after_s = STALE_UNLOCKED_S if unlocked_after_s is None else unlocked_after_s
+    remote_after_s = STALE_REMOTE_S if remote_after_s is None else remote_after_s
+    removed: list[str] = []
+    now = time.time()
+    local = _local(directory)
+    try:
+        names = [entry.name for entry in os.scandir(local)] if local is not None else [p.name for p in directory.iterdir()]
+    except (FileNotFoundError, NotADirectoryError):
+        return removed
+    for name in names:
+        if not TEMPORARY_NAME.match(name):
+            continue
+        try:
+            if local is not None:
+                gone = _remove_if_dead_local(local / name, now, unlocked_after_s)
+            else:
+                candidate = directory / name
+                modified = _modified_at(candidate.fs.info(candidate.path))
+                gone = modified is not None and now - modified >= remote_after_s
+                if gone:
+                    candidate.unlink(missing_ok=True)
+        except OSError as error:
+            logger.warning("could not sweep temporary %s in %s: %s", name, directory, error)
+            continue
+        if gone:
+            logger.info("removed %s in %s, left by a writer that did not finish", name, directory)
+            removed.append(name)
+    return removed
 
 
 class CampaignFiles(ConfigurableResource):
@@ -101,16 +329,40 @@ class CampaignFiles(ConfigurableResource):
         return self.campaign_dir(campaign) / slot.chain / f"scene_{slot.scene}.png"
 
     def current_take(self, campaign: str, slot: Slot) -> int:
-        """The take of the stored image (0 when there is none): a new take is kept by later runs."""
+        """The take of the stored image (0 when there is none): a new take is kept by later runs.
+
+        Read from the provenance JSON even when the PNG beside it is missing or does not match: the JSON is
+        written first, so it names the take a write that was cut short was storing; a rerun asks for that take
+        again (a cache hit) and completes the pair.
+        """
         try:
             return int(json.loads(self.image_path(campaign, slot).with_suffix(".json").read_text())["take"])
         except (FileNotFoundError, ValueError, KeyError, TypeError):
             return 0
 
+    def problem(self, campaign: str, slot: Slot) -> Optional[str]:
+        """Why the stored files of ``slot`` cannot be used (an interrupted write, say), or None."""
+        try:
+            read_image(self.image_path(campaign, slot))
+        except FileNotFoundError:
+            return None
+        except ProvenanceMismatch as error:
+            return str(error)
+        return None
+
     def read_image(self, campaign: str, slot: Slot) -> Optional[StoredImage]:
-        """The stored image of ``slot``, or None when it has not been made."""
-        path = self.image_path(campaign, slot)
-        return read_image(path) if path.exists() else None
+        """The stored image of ``slot``, or None when it has not been made.
+
+        A PNG that does not match its provenance (a write cut short, a file edited by hand) counts as not
+        made: it is logged, never served and never deleted; the next materialization rewrites both files.
+        """
+        try:
+            return read_image(self.image_path(campaign, slot))
+        except FileNotFoundError:
+            return None
+        except ProvenanceMismatch as error:
+            logger.warning("%s: %s; treated as not made", slot, error)
+            return None
 
 
 class CampaignImageIOManager(UPathIOManager):

@@ -15,12 +15,13 @@ from PIL import Image, ImageDraw
 from adchain_assets.generators.preview import drawable_text, load_font
 from adchain_assets.chains import STORYBOARD_KEY, campaigns, image_asset_keys, thumbnail_markdown
 from adchain_assets.references import CHAINS, Slot
+from adchain_assets.report import report_rows
 from adchain_assets.resources import CampaignBriefs
 from adchain_assets.storage import CampaignFiles, StoredImage, write_atomically
 
 CELL_WIDTH = 240
 MARGIN = 16
-LABEL_HEIGHT = 40
+LABEL_HEIGHT = 56
 BACKGROUND = (246, 244, 240)
 INK = (40, 40, 40)
 MISSING = (214, 210, 204)
@@ -52,10 +53,15 @@ def render_storyboard(title: str, aspect_ratio: str, rows: list[dict[str, Option
                     sheet.paste(picture.convert("RGB").resize((CELL_WIDTH, cell_height)), box[:2])
                 record = image.provenance
                 label += f"  take {record['take']}"
-                detail = f"{record['backend']} · ${float(record['cost_usd']):.3f}"
+                detail = f"{record['backend']} | ${float(record['cost_usd']):.3f}"
                 if record.get("cache_hit"):
-                    detail += " · cached"
+                    detail += " | cached"
                 draw.text((left, top + cell_height + 20), detail, fill=INK, font=small)
+                scores = "  ".join(
+                    f"{subject} {'-' if score['value'] is None else format(score['value'], '.2f')} {'ok' if score['passed'] else 'X'}"
+                    for subject, score in record.get("consistency", {}).items()
+                )
+                draw.text((left, top + cell_height + 36), drawable_text(scores), fill=INK, font=small)
             draw.text((left, top + cell_height + 4), label, fill=INK, font=small)
     buffer = io.BytesIO()
     sheet.save(buffer, "PNG")
@@ -82,10 +88,15 @@ def build_storyboard_asset(max_scenes: int):
         path = files.campaign_dir(campaign) / "storyboard.png"
         write_atomically(path, png)
         made = [image for row in rows for image in row.values() if image is not None]
+        report = report_rows({f"{i.provenance['chain']}/scene_{i.provenance['scene']}": i.provenance for i in made})
+        report_path = files.campaign_dir(campaign) / "report.csv"
+        write_atomically(report_path, report.to_csv(index=False).encode())
         return MaterializeResult(
             metadata={
                 "preview": MetadataValue.md(thumbnail_markdown(png, f"storyboard of {campaign}")),
                 "path": MetadataValue.path(str(path)),
+                "report": MetadataValue.md(report.to_markdown(index=False, floatfmt=".3f")),
+                "report_path": MetadataValue.path(str(report_path)),
                 "images": MetadataValue.int(len(made)),
                 "missing": MetadataValue.int(3 * len(rows) - len(made)),
                 "cost_usd": MetadataValue.float(round(sum(float(i.provenance["cost_usd"]) for i in made), 6)),

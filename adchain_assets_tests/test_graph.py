@@ -2,7 +2,7 @@
 
 from dagster import AssetKey, DynamicPartitionsDefinition
 
-from adchain_assets.references import Slot, all_slots, upstream
+from adchain_assets.references import CHAINS, Slot, all_slots, upstream
 
 from .conftest import definitions_for
 
@@ -19,7 +19,7 @@ def contract_parents(key: str) -> set[str]:
 
 def test_image_assets_and_edges_match_the_contract(tmp_path):
     graph = definitions_for(tmp_path, max_scenes=8).resolve_asset_graph()
-    image_keys = {key.to_user_string() for key in graph.get_all_asset_keys()} - {"storyboard"}
+    image_keys = {key.to_user_string() for key in graph.get_all_asset_keys() if key.path[0] in CHAINS}
     expected = {f"{chain}/scene_{k}" for chain in ("reference", "start", "end") for k in range(1, 9)}
     assert image_keys == expected
     for key in expected:
@@ -29,7 +29,8 @@ def test_image_assets_and_edges_match_the_contract(tmp_path):
 
 def test_max_scenes_sets_the_number_of_slots(tmp_path):
     graph = definitions_for(tmp_path, max_scenes=3).resolve_asset_graph()
-    assert len([k for k in graph.get_all_asset_keys() if k != AssetKey("storyboard")]) == 9
+    assert len([k for k in graph.get_all_asset_keys() if k.path[0] in CHAINS]) == 9
+    assert len([k for k in graph.get_all_asset_keys() if k.path[0] == "clip"]) == 3
 
 
 def test_every_image_is_partitioned_by_campaign(tmp_path):

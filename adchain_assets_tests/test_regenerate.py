@@ -30,7 +30,8 @@ def sampling_like_a_real_model(server):
 
 def test_regenerate_scene_two_then_full_materialize_keeps_the_new_take(data_dir, instance, fake_gemini):
     sampling_like_a_real_model(fake_gemini)
-    assert run_campaign(data_dir, instance, "aurora-perfume", image_backend="gemini").success
+    everything = run_selection(Slot(chain, k) for k in range(1, 5) for chain in ("reference", "start", "end"))
+    assert run_campaign(data_dir, instance, "aurora-perfume", selection=everything, image_backend="gemini").success
     old = snapshot(data_dir, "aurora-perfume")
     slot = Slot("reference", 2)
     downstream = sorted(s for s in downstream_closure([slot], 8) if s.scene <= 4)
@@ -53,7 +54,7 @@ def test_regenerate_scene_two_then_full_materialize_keeps_the_new_take(data_dir,
     ]
 
     fake_gemini.requests.clear()
-    assert run_campaign(data_dir, instance, "aurora-perfume", image_backend="gemini").success
+    assert run_campaign(data_dir, instance, "aurora-perfume", selection=everything, image_backend="gemini").success
     assert len(fake_gemini.requests) == 0
     assert record(data_dir, "reference/scene_2")["take"] == 1
     assert snapshot(data_dir, "aurora-perfume")["reference/scene_2.png"][0] == new["reference/scene_2.png"][0]

@@ -27,8 +27,11 @@ def tick(defs, instance, cursor=None) -> SensorResult:
 
 
 def requested(result) -> dict[str, set[str]]:
+    """The images each run request selects (besides them: the storyboard, the clips of their scenes, the ad)."""
     return {
-        request.partition_key: {key.to_user_string() for key in request.asset_selection} - {"storyboard"}
+        request.partition_key: {
+            key.to_user_string() for key in request.asset_selection if key.path[0] in ("reference", "start", "end")
+        }
         for request in result.run_requests or []
     }
 

@@ -51,13 +51,15 @@ class ReferenceImage:
 
 @dataclass(frozen=True)
 class ImageRequest:
-    """``take`` counts new takes of the same request: a sampling model answers anew anyway, while a
-    deterministic renderer shows the number, so a new take is never silently the same picture."""
+    """``take`` counts new takes of the same request and ``candidate`` the takes of a best-of-N set: a
+    sampling model answers anew anyway, while a deterministic renderer shows the numbers, so a new take is
+    never silently the same picture."""
 
     prompt: ComposedPrompt
     references: Sequence[ReferenceImage]
     aspect_ratio: str
     take: int = 0
+    candidate: int = 0  # which of a best-of-N set of takes
 
 
 @dataclass(frozen=True)

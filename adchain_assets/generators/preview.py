@@ -112,7 +112,7 @@ def render(request: ImageRequest) -> bytes:
     image = _background((width, height), [rgb for _, rgb in palette] or NEUTRAL)
     draw = ImageDraw.Draw(image, "RGBA")
     layout = _layout(width, height)
-    header_bottom = _draw_header(draw, layout.header, prompt, request.take)
+    header_bottom = _draw_header(draw, layout.header, request)
     stage = layout.stage
     if layout.stacked:  # the stage takes the room a short header leaves
         stage = (stage[0], header_bottom + GAP, stage[2], stage[3])
@@ -321,11 +321,12 @@ class _Pen:
 # --- regions ---------------------------------------------------------------------------------------------
 
 
-def _draw_header(draw: ImageDraw.ImageDraw, box: Box, prompt: ComposedPrompt, take: int) -> int:
+def _draw_header(draw: ImageDraw.ImageDraw, box: Box, request: ImageRequest) -> int:
     """Slot, purpose, scene text, subjects and continuity, in a panel that shrinks to fit them.
 
     The scene text gets the lines the rest leaves over. Returns the panel's bottom edge.
     """
+    prompt = request.prompt
     x0, y0, x1, y1 = box
     width = x1 - x0 - 2 * PADDING
     title, body, small = load_font(TITLE), load_font(BODY), load_font(SMALL)
@@ -344,7 +345,9 @@ def _draw_header(draw: ImageDraw.ImageDraw, box: Box, prompt: ComposedPrompt, ta
     bottom = min(y1, y0 + fixed + len(scene) * _line_height(body))
 
     inner = _panel(draw, (x0, y0, x1, bottom))
-    tag = f"storyboard preview, take {take}" if take else "storyboard preview"
+    tag = "storyboard preview" + "".join(
+        f", {name} {number}" for name, number in (("take", request.take), ("candidate", request.candidate)) if number
+    )
     draw.text((inner[2] - small.getlength(tag), inner[1] + 4), tag, font=small, fill=MUTED)
     pen = _Pen(draw, inner)
     pen.write([_clip(prompt.slot.key, title, width - small.getlength(tag) - GAP)], title, WHITE)

@@ -1,0 +1,1 @@
+"""Video: one interface (``base``), one module per model, and the ad cut from their clips (``ad``)."""
