@@ -16,7 +16,6 @@ cache.
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import hashlib
 import io
@@ -33,6 +32,7 @@ from dagster import ConfigurableResource
 from PIL import Image
 
 from adchain_assets.generators.base import GeneratedImage, ImageGenerator, ImageRequest
+from adchain_assets.storage import fsync_directory, make_durable_directories
 from adchain_assets.video.base import GeneratedVideo, VideoGenerator, VideoRequest
 
 KEY_VERSION = 1
@@ -123,7 +123,7 @@ class GenerationCache(ConfigurableResource):
 
     def _write_entry_locked(self, key: str, data_name: str, payload: bytes, meta: dict) -> None:
         entry = self._entry(key)
-        _make_directories(entry.parent)
+        make_durable_directories(entry.parent)
         self._remove_staging(key)
         staging = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=entry.parent))
         try:
@@ -133,13 +133,13 @@ class GenerationCache(ConfigurableResource):
                     written.write(data)
                     written.flush()
                     os.fsync(written.fileno())
-            _fsync_directory(staging)
+            fsync_directory(staging)
             if entry.exists():
                 # A damaged entry (lookup refused it); a sound one is never replaced. Moved aside under a
                 # staging name, so that a crash before it is removed leaves something the next holder sweeps.
                 os.rename(entry, entry.parent / f".{key}.damaged")
             os.rename(staging, entry)
-            _fsync_directory(entry.parent)
+            fsync_directory(entry.parent)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
             self._remove_staging(key)
@@ -153,7 +153,7 @@ class GenerationCache(ConfigurableResource):
         previous holder removed it meanwhile, it starts over with a fresh file.
         """
         lock_path = self._lock_path(key)
-        _make_directories(lock_path.parent)
+        make_durable_directories(lock_path.parent)
         while True:
             fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
             try:
@@ -266,27 +266,3 @@ class GenerationCache(ConfigurableResource):
 class VideoGeneration:
     video: GeneratedVideo
     cache_hit: bool
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Make the renames and creations in ``directory`` durable."""
-    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    except OSError as error:  # some file systems cannot fsync a folder; the files themselves were fsynced
-        if error.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
-            raise
-    finally:
-        os.close(fd)
-
-
-def _make_directories(directory: Path) -> None:
-    """``mkdir -p`` whose new folders survive a power cut (each one's parent is fsynced)."""
-    missing = []
-    probe = directory
-    while not probe.exists() and probe != probe.parent:
-        missing.append(probe)
-        probe = probe.parent
-    directory.mkdir(parents=True, exist_ok=True)
-    for created in reversed(missing):
-        _fsync_directory(created.parent)

@@ -155,7 +155,7 @@ def build_ad_asset(max_scenes: int):
     def ad(context: AssetExecutionContext, briefs: CampaignBriefs, files: CampaignFiles) -> MaterializeResult:
         campaign = context.partition_key
         brief = briefs.load(campaign).brief
-        clips, inputs, cost = [], [], 0.0
+        clips, inputs = [], []
         for scene in range(1, len(brief.scenes) + 1):
             path = files.campaign_dir(campaign) / "clip" / f"scene_{scene}.mp4"
             if not path.exists():

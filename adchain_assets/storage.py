@@ -83,7 +83,7 @@ def _local(path: UPath) -> Optional[Path]:
     return None
 
 
-def _fsync_directory(directory: Path) -> None:
+def fsync_directory(directory: Path) -> None:
     """Make the renames and creations in ``directory`` durable."""
     fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | os.O_CLOEXEC)
     try:
@@ -95,7 +95,7 @@ def _fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
-def _make_directories(directory: Path) -> None:
+def make_durable_directories(directory: Path) -> None:
     """``mkdir -p`` whose new folders survive a power cut (each one's parent is fsynced)."""
     missing = []
     probe = directory
@@ -104,7 +104,7 @@ def _make_directories(directory: Path) -> None:
         probe = probe.parent
     directory.mkdir(parents=True, exist_ok=True)
     for created in reversed(missing):
-        _fsync_directory(created.parent)
+        fsync_directory(created.parent)
 
 
 def _temporary_name(target_name: str) -> str:
@@ -151,7 +151,7 @@ class _Staged:
                 self.temporary.rename(self.path)
             else:
                 os.replace(local, _local(self.path))
-                _fsync_directory(local.parent)
+                fsync_directory(local.parent)
         except BaseException:
             self.discard()
             raise
@@ -178,7 +178,7 @@ def _prepare_directory(directory: UPath) -> None:
     if local is None:
         directory.mkdir(parents=True, exist_ok=True)
     else:
-        _make_directories(local)
+        make_durable_directories(local)
     sweep_temporaries(directory)
 
 

@@ -1,5 +1,6 @@
 """Shared fixtures: a private data folder with the sample briefs, and definitions built over it."""
 
+import os
 import shutil
 from pathlib import Path
 
@@ -40,3 +41,13 @@ def fake_gemini(monkeypatch):
         monkeypatch.setenv("GEMINI_API_KEY", "test-key-not-secret")
         monkeypatch.setenv("GEMINI_BASE_URL", server.base_url)
         yield server
+
+
+@pytest.fixture
+def cli_env(tmp_path, data_dir):
+    """The environment of an `adchain` process: its own DAGSTER_HOME (with the project's dagster.yaml) and data."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(PROJECT / ".dagster_home" / "dagster.yaml", home)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ADCHAIN_", "GEMINI_"))}
+    return {**env, "DAGSTER_HOME": str(home), "ADCHAIN_DATA_DIR": str(data_dir)}

@@ -1,27 +1,16 @@
 """The `adchain` command as a user runs it: a separate process, runs recorded in DAGSTER_HOME."""
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from dagster import DagsterInstance, DagsterRunStatus
 
 from .conftest import PROJECT
 from .gemini_server import FakeGemini, no_image_reply
 
 ADCHAIN = str(Path(sys.executable).parent / "adchain")
-
-
-@pytest.fixture
-def cli_env(tmp_path, data_dir):
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copy(PROJECT / ".dagster_home" / "dagster.yaml", home)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ADCHAIN_", "GEMINI_"))}
-    return {**env, "DAGSTER_HOME": str(home), "ADCHAIN_DATA_DIR": str(data_dir)}
 
 
 def adchain(env, *args):

@@ -1,6 +1,5 @@
 """Whole campaigns materialized in memory (ephemeral instance, dynamic partitions), offline."""
 
-import io
 import json
 from pathlib import Path
 

@@ -2,13 +2,11 @@
 
 import json
 
-from dagster import AssetKey
-
 from adchain_assets.chains import new_take_config, run_selection
 from adchain_assets.references import Slot, downstream_closure
 
 from .gemini_server import image_reply, image_size, make_png
-from .test_cli import adchain, cli_env  # noqa: F401  (fixture)
+from .test_cli import adchain
 from .test_materialize import run_campaign
 from .test_sensor import snapshot
 

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from .gemini_server import FakeGemini, error_reply, no_image_reply
-from .test_cli import adchain, cli_env  # noqa: F401  (fixture)
+from .test_cli import adchain
 
 KEY = "AIzaSy-FAKE-KEY-adchain-secrets-0123456789"
 

@@ -2,10 +2,9 @@
 
 import json
 import os
-import time
 
 import pytest
-from dagster import AssetKey, SensorResult, build_sensor_context
+from dagster import SensorResult, build_sensor_context
 
 from adchain_assets.chains import STORYBOARD_KEY
 from adchain_assets.definitions import CAMPAIGN_JOB

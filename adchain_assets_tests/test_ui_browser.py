@@ -12,7 +12,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,17 @@ import pytest
 from adchain_assets.chains import GROUPS
 from adchain_assets.references import CHAINS, Slot
 
+from .dagster_ui import (
+    ADD_PARTITION,
+    LAUNCH_RUN,
+    RUN_STATUS,
+    SELECTOR,
+    SENSOR,
+    STOP_SENSOR,
+    UNFINISHED_RUNS,
+    free_port,
+    graphql,
+)
 from .conftest import PROJECT, SAMPLE_BRIEFS
 
 CAMPAIGN = "muse-portrait"  # 3 scenes, reference_mode: anchored, scene 1 is the user's photo
@@ -50,70 +60,6 @@ CHROMIUM_ARGS = [
 UI_TIMEOUT_MS = 120_000  # the UI's first load compiles a lot of JavaScript; 2 cores are slow
 RUN_TIMEOUT_S = 300
 UNFINISHED_RUN_STATUSES = ["QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING"]
-
-SELECTOR = {"repositoryLocationName": "adchain", "repositoryName": "__repository__"}
-
-ADD_PARTITION = """
-mutation($selector: RepositorySelector!, $name: String!, $key: String!) {
-  addDynamicPartition(repositorySelector: $selector, partitionsDefName: $name, partitionKey: $key) {
-    __typename
-    ... on PythonError { message }
-  }
-}"""
-
-LAUNCH_RUN = """
-mutation($params: ExecutionParams!) {
-  launchRun(executionParams: $params) {
-    __typename
-    ... on LaunchRunSuccess { run { runId } }
-    ... on PythonError { message }
-    ... on RunConfigValidationInvalid { errors { message } }
-  }
-}"""
-
-RUN_STATUS = """
-query($runId: ID!) { runOrError(runId: $runId) { __typename ... on Run { status } } }"""
-
-UNFINISHED_RUNS = """
-query($statuses: [RunStatus!]) {
-  runsOrError(filter: {statuses: $statuses}) { __typename ... on Runs { results { runId status } } }
-}"""
-
-SENSOR = """
-query($selector: SensorSelector!) {
-  sensorOrError(sensorSelector: $selector) {
-    __typename
-    ... on Sensor { id sensorState { status ticks(limit: 1) { status } } }
-  }
-}"""
-
-STOP_SENSOR = """
-mutation($id: String!) {
-  stopSensor(id: $id) {
-    __typename
-    ... on StopSensorMutationResult { instigationState { status } }
-    ... on PythonError { message }
-  }
-}"""
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def graphql(url: str, query: str, variables: dict) -> dict:
-    request = urllib.request.Request(
-        f"{url}/graphql",
-        data=json.dumps({"query": query, "variables": variables}).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        body = json.load(response)
-    assert "errors" not in body, body
-    return body["data"]
-
 
 def wait_until(condition, timeout_s: float, what, interval_s: float = 1.0):
     """Poll ``condition`` until it returns something truthy; ``what`` (a string, or a callable giving one at

@@ -1,11 +1,9 @@
 """The UI's way in: `dagster dev` (webserver and daemon, as `make ui` runs it) on loopback, a partition added
 and materialized over GraphQL as the UI does it."""
 
-import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,46 +16,7 @@ from adchain_assets.chains import run_selection
 from adchain_assets.references import CHAINS, Slot
 
 from .conftest import PROJECT
-
-ADD_PARTITION = """
-mutation($selector: RepositorySelector!, $name: String!, $key: String!) {
-  addDynamicPartition(repositorySelector: $selector, partitionsDefName: $name, partitionKey: $key) {
-    __typename
-    ... on PythonError { message }
-  }
-}"""
-
-LAUNCH_RUN = """
-mutation($params: ExecutionParams!) {
-  launchRun(executionParams: $params) {
-    __typename
-    ... on LaunchRunSuccess { run { runId } }
-    ... on PythonError { message }
-    ... on RunConfigValidationInvalid { errors { message } }
-  }
-}"""
-
-RUN_STATUS = """
-query($runId: ID!) { runOrError(runId: $runId) { __typename ... on Run { status } } }"""
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def graphql(url: str, query: str, variables: dict) -> dict:
-    request = urllib.request.Request(
-        f"{url}/graphql",
-        data=json.dumps({"query": query, "variables": variables}).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        body = json.load(response)
-    assert "errors" not in body, body
-    return body["data"]
-
+from .dagster_ui import ADD_PARTITION, LAUNCH_RUN, RUN_STATUS, free_port, graphql
 
 @pytest.fixture
 def webserver(tmp_path, data_dir):

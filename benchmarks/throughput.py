@@ -476,6 +476,8 @@ def worker(spec_path: str) -> None:
     elif kind == "prepare":
         result = _prepare(spec["campaigns"])
     elif kind == "in_process":
+        if spec.get("no_scoring"):
+            _stub_scoring()
         result = _in_process(spec["campaigns"], spec["scenes"])
     else:
         raise ValueError(kind)
@@ -922,10 +924,10 @@ def run_pool_queued(bench: Bench, setup: Setup, pool: int, campaigns: int, scene
     }
 
 
-def run_in_process(bench: Bench, server0, scenes: int, tag: str) -> dict:
+def run_in_process(bench: Bench, server0, scenes: int, tag: str, no_scoring: bool = False) -> dict:
     names = [f"inproc-{tag}-{i}" for i in range(3)]
     root = bench.fresh_root({name: scenes for name in names})
-    spec = {"kind": "in_process", "campaigns": names, "scenes": scenes}
+    spec = {"kind": "in_process", "campaigns": names, "scenes": scenes, "no_scoring": no_scoring}
     result = bench.finish(*bench.start_worker(root, spec, bench.env(root, base_url=server0.base_url), tag))
     runs = []
     for run in result["runs"]:
@@ -951,11 +953,11 @@ def verdict(ok: bool) -> str:
 def main(argv: Optional[list] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--latency", type=float, default=None, help="simulated seconds per model call (default 3)")
-    parser.add_argument("--quick", action="store_true", help="L = 0.5 s, 8 campaigns, fewer set-ups compared")
+    parser.add_argument("--quick", action="store_true", help="L = 0.5 s, 8 campaigns, 2 set-ups compared")
     parser.add_argument("--json", type=Path, help="also write the table (and the details) as JSON here")
     parser.add_argument("--setup", default=DEFAULT_SETUP, choices=sorted(SETUPS), help="set-up for the main rows")
     parser.add_argument("--compare", nargs="*", default=None, choices=sorted(SETUPS), help="set-ups to compare (4 scenes)")
-    parser.add_argument("--pools", type=int, nargs="*", default=None, help="pool limits P to measure (default 4 8)")
+    parser.add_argument("--pools", type=int, nargs="*", default=None, help="pool limits P to measure (default 4)")
     parser.add_argument("--campaigns", type=int, default=None, help="campaigns started at once (default 20)")
     parser.add_argument("--pool-setup", default=None, choices=sorted(SETUPS), help="set-up for the pool rows")
     parser.add_argument(
@@ -971,9 +973,9 @@ def main(argv: Optional[list] = None) -> int:
 
     latency = args.latency if args.latency is not None else (0.5 if args.quick else 3.0)
     campaigns = args.campaigns or (8 if args.quick else 20)
-    pools = args.pools if args.pools is not None else ([4] if args.quick else [4, 8])
+    pools = args.pools if args.pools is not None else [4]
     compare = args.compare if args.compare is not None else (
-        ["project", "preload", DEFAULT_SETUP] if args.quick else list(SETUPS)
+        ["project", DEFAULT_SETUP] if args.quick else ["project", "preload", DEFAULT_SETUP, "no-scoring"]
     )
     setup = SETUPS[args.setup]
     pool_setup = SETUPS[args.pool_setup or args.setup]
@@ -1049,6 +1051,8 @@ def main(argv: Optional[list] = None) -> int:
                 warm = measured["runs"][1:]
                 overhead = sum(r["overhead_per_image_s"] for r in warm) / len(warm)
                 row("overhead per image in process (warm runs)", overhead, "<= 0.30", overhead <= 0.3)
+                print("in process, diagnostic: the same with the consistency scoring stubbed out ...", flush=True)
+                details["in_process_no_scoring"] = run_in_process(bench, server0, 4, "inproc-noscore", no_scoring=True)
         finally:
             bench.cleanup()
             if args.keep:
@@ -1088,10 +1092,11 @@ def print_table(rows: list[dict], details: dict, latency: float) -> None:
             f"  CPU {p['cpu_s']:.0f} s in all = {p['cpu_per_image_s']:.2f} s per image: on {os.cpu_count()} cores at most "
             f"{p['cpu_ceiling_in_flight']:.2f} calls can be in flight on average; load average before: {p['load_before']}"
         )
-    if details.get("in_process"):
-        runs = details["in_process"]["runs"]
-        print("\nin process (wall, model, overhead/image):", "; ".join(
-            f"{r['wall_s']:.2f} s, {r['model_s']:.2f} s, {r['overhead_per_image_s']:.3f} s" for r in runs))
+    for key, label in (("in_process", "in process"), ("in_process_no_scoring", "in process, scoring stubbed (diagnostic)")):
+        if details.get(key):
+            runs = details[key]["runs"]
+            print(f"\n{label}, 3 runs of 12 images (wall, model, overhead/image; the first run is cold):", "; ".join(
+                f"{r['wall_s']:.2f} s, {r['model_s']:.2f} s, {r['overhead_per_image_s']:.3f} s" for r in runs))
     print(f"\ntotal benchmark time {details['total_s']:.0f} s")
 
 

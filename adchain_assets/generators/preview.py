@@ -25,7 +25,7 @@ from PIL import Image, ImageColor, ImageDraw, ImageFont, ImageOps
 
 from adchain_assets.brief import ASPECT_RATIOS
 from adchain_assets.generators.base import GeneratedImage, ImageGenerator, ImageRequest, ReferenceImage
-from adchain_assets.prompts import ComposedPrompt, SubjectLine
+from adchain_assets.prompts import SubjectLine
 
 RGB = tuple[int, int, int]
 Box = tuple[int, int, int, int]
