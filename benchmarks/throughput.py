@@ -98,7 +98,7 @@ SETUPS = {
         ),
         Setup(
             "preload-warm",
-            "as preload, and the forkserver also resolves the campaign job once",
+            "as preload, and the forkserver also resolves the campaign job and loads the face models once",
             {"max_concurrent": 8, "start_method": {"forkserver": {"preload_modules": ["throughput", *PRELOAD_PLUS]}}},
             warm_job=True,
         ),
@@ -730,9 +730,6 @@ def step_breakdown(events: list, calls: list[Call]) -> dict:
 
 def critical_gaps(events: list) -> list[float]:
     """For each image step: its STEP_WORKER_STARTING minus the latest STEP_SUCCESS of its parents."""
-    from_module = sys.modules.get("adchain_assets.references")
-    if from_module is None:
-        sys.path.insert(0, str(PROJECT))
     from adchain_assets.references import Slot, upstream
 
     success, starting = {}, {}
