@@ -575,6 +575,7 @@ class Bench:
         code = "import sys, throughput; throughput.worker(sys.argv[1])"
         log = open(root / f"worker-{tag}.log", "w")
         process = subprocess.Popen([self.python, "-c", code, str(spec_path)], env=env, cwd=root, stdout=log, stderr=log)
+        log.close()  # the child has its own copy
         return process, Path(spec["result"]), root / f"worker-{tag}.log"
 
     @staticmethod
@@ -878,6 +879,7 @@ def run_pool_queued(bench: Bench, setup: Setup, pool: int, campaigns: int, scene
         [str(Path(bench.python).parent / "dagster-daemon"), "run", "-w", str(root / "workspace.yaml")],
         env=env, cwd=root, stdout=daemon_log, stderr=daemon_log,
     )
+    daemon_log.close()
     try:
         spec = {"kind": "wait", "runs": campaigns, "timeout_s": timeout_s}
         result = bench.finish(*bench.start_worker(root, spec, env, f"{tag}-wait"))
