@@ -294,7 +294,51 @@ def _first_image(body: Any) -> bytes | None:
     return None
 
 
-class FakeGemini:
+class LoopbackServer:
+    """An HTTP server on loopback in a background thread, usable as a context manager.
+
+    Subclasses call :meth:`_listen` in ``__init__`` and provide ``_handler_class()``; ``_closing`` is set when
+    the server shuts down, so a handler that is waiting on purpose (latency, a hang) stops waiting.
+    """
+
+    thread_name = "fake-server"
+
+    def _listen(self, host: str, port: int) -> None:
+        self._closing = threading.Event()
+        self._server = ThreadingHTTPServer((host, port), self._handler_class())
+        self._server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        raise NotImplementedError
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self):
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name=self.thread_name, daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        self._closing.set()
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class FakeGemini(LoopbackServer):
     """A Gemini API on 127.0.0.1 that records requests and answers scripted or default replies.
 
     ``replies`` holds scripted replies, used first and in order: a :class:`Reply` (see the ``*_reply``
@@ -304,6 +348,8 @@ class FakeGemini:
     seconds. ``api_key``, when set, is required in ``x-goog-api-key``.
     ``verbose`` logs each request to stderr.
     """
+
+    thread_name = "fake-gemini"
 
     def __init__(
         self,
@@ -319,15 +365,7 @@ class FakeGemini:
         self.requests: list[RecordedRequest] = []
         self.replies: deque[ScriptedReply] = deque()
         self._lock = threading.Lock()
-        self._closing = threading.Event()
-        self._server = ThreadingHTTPServer((host, port), self._handler_class())
-        self._server.daemon_threads = True
-        self._thread: threading.Thread | None = None
-
-    @property
-    def base_url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        self._listen(host, port)
 
     @property
     def returned_images(self) -> list[bytes]:
@@ -353,26 +391,6 @@ class FakeGemini:
             prompt_tokens=prompt_tokens,
             model_version=request.model or DEFAULT_MODEL_VERSION,
         )
-
-    def start(self) -> "FakeGemini":
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-gemini", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def close(self) -> None:
-        self._closing.set()
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join()
-
-    def __enter__(self) -> "FakeGemini":
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     def _answer(self, request: RecordedRequest) -> "Reply | Drop":
         latency = self.latency_s(request) if callable(self.latency_s) else self.latency_s

@@ -30,13 +30,13 @@ import signal
 import threading
 from collections import deque
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Union
 
 from adchain_assets.video.base import VideoRequest
 from adchain_assets.video.preview import PreviewVideoGenerator
 
-from .gemini_server import Reply, b64decode, error_reply
+from .gemini_server import LoopbackServer, Reply, b64decode, error_reply
 
 # What the Gemini API returns as a video's uri; the SDK downloads it through its own base URL.
 FILE_URI = "https://generativelanguage.googleapis.com/v1beta/files/{id}:download?alt=media"
@@ -125,11 +125,13 @@ class _Operation:
     file_id: str | None = None
 
 
-class FakeVeo:
+class FakeVeo(LoopbackServer):
     """A Veo-on-the-Gemini-API server on 127.0.0.1 that records requests and answers scripted outcomes.
 
     ``api_key``, when set, is required in ``x-goog-api-key`` on the API paths. ``verbose`` logs requests to stderr.
     """
+
+    thread_name = "fake-veo"
 
     def __init__(
         self,
@@ -150,14 +152,7 @@ class FakeVeo:
         self.files: dict[str, bytes] = {}
         self._operations: dict[str, _Operation] = {}
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer((host, port), self._handler_class())
-        self._server.daemon_threads = True
-        self._thread: threading.Thread | None = None
-
-    @property
-    def base_url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        self._listen(host, port)
 
     def script(self, *outcomes: Outcome) -> None:
         """Queue outcomes for the next operations started, in order."""
@@ -168,25 +163,6 @@ class FakeVeo:
         """How many times ``operation`` has been polled."""
         with self._lock:
             return self._operations[operation].polls
-
-    def start(self) -> "FakeVeo":
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-veo", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join()
-
-    def __enter__(self) -> "FakeVeo":
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     # --- the protocol ---
 
