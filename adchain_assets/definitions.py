@@ -8,6 +8,7 @@ from pathlib import Path
 
 from dagster import AssetSelection, Definitions, EnvVar, define_asset_job, multiprocess_executor
 
+from adchain_assets.automation import Planner, build_follow_sensor, with_follow_condition
 from adchain_assets.cache import GenerationCache
 from adchain_assets.chains import build_image_assets, step_retry
 from adchain_assets.clips import build_clip_assets
@@ -47,32 +48,37 @@ campaign_job = define_asset_job(CAMPAIGN_JOB, selection=AssetSelection.all())
 
 def build_definitions(settings: Settings) -> Definitions:
     files = CampaignFiles(base_path=settings.storage_url)
+    briefs = CampaignBriefs(data_dir=settings.data_dir, max_scenes=settings.max_scenes, storage_url=settings.storage_url)
+    image_model = ImageModel(
+        backend=settings.image_backend,
+        model=settings.image_model,
+        api_key=_env("GEMINI_API_KEY"),
+        base_url=_env("GEMINI_BASE_URL"),
+    )
+    video_model = VideoModel(
+        backend=settings.video_backend,
+        model=settings.video_model,
+        api_key=_env("GEMINI_API_KEY"),
+        base_url=_env("GEMINI_BASE_URL"),
+    )
+    assets = [
+        *build_image_assets(settings.max_scenes, step_retry(settings.step_retry_delay_s)),
+        build_storyboard_asset(settings.max_scenes),
+        build_report_asset(settings.max_scenes),
+        *build_clip_assets(settings.max_scenes),
+    ]
     return Definitions(
-        assets=[
-            *build_image_assets(settings.max_scenes, step_retry(settings.step_retry_delay_s)),
-            build_storyboard_asset(settings.max_scenes),
-            build_report_asset(settings.max_scenes),
-            *build_clip_assets(settings.max_scenes),
-        ],
+        # What depends on a newly made output follows it, as the plan says (adchain_assets/automation.py).
+        assets=with_follow_condition(assets, Planner(briefs, files, image_model, video_model)),
         jobs=[campaign_job],
-        sensors=[build_brief_sensor(campaign_job)],
+        sensors=[build_brief_sensor(campaign_job), build_follow_sensor()],
         resources={
-            "briefs": CampaignBriefs(data_dir=settings.data_dir, max_scenes=settings.max_scenes, storage_url=settings.storage_url),
+            "briefs": briefs,
             "files": files,
             "cache": GenerationCache(root=str(Path(settings.storage_url) / "cache")),
             "image_storage": CampaignImageStorage(files=files),
-            "image_model": ImageModel(
-                backend=settings.image_backend,
-                model=settings.image_model,
-                api_key=_env("GEMINI_API_KEY"),
-                base_url=_env("GEMINI_BASE_URL"),
-            ),
-            "video_model": VideoModel(
-                backend=settings.video_backend,
-                model=settings.video_model,
-                api_key=_env("GEMINI_API_KEY"),
-                base_url=_env("GEMINI_BASE_URL"),
-            ),
+            "image_model": image_model,
+            "video_model": video_model,
         },
         executor=executor,
     )

@@ -6,15 +6,19 @@ that work, its brief pinned (:mod:`adchain_assets.snapshots`) and its sha256 in 
 remembered between ticks: the run key names the work (the outputs and their stored fingerprints), so the same work
 is never requested twice, and any change (an edit, an undo, a failed or cancelled run) makes new work. A bad brief
 is reported with the lines ``adchain validate`` prints and never holds the others up; a deleted brief deletes
-nothing. Held requests (a final refusal) are reported, not re-asked.
+nothing. Held requests (a final refusal) are reported, not re-asked. Work that only follows a newly made output
+(a new take launched from the UI) is left to ``follow_sensor`` for a while (see :func:`adchain_assets.automation.owner_of`),
+so the two never launch the same work.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import dagster as dg
 
+from adchain_assets.automation import BRIEF_SENSOR, SENSOR_NAME, owner_of
 from adchain_assets.brief import BriefError, campaign_id_problem
 from adchain_assets.chains import campaigns
 from adchain_assets.plan import Plan, busy_campaigns, plan_with
@@ -64,6 +68,10 @@ def plan_tick(briefs: CampaignBriefs, files: CampaignFiles, image_model: ImageMo
             continue
         if campaign in busy:
             tick.notes.append(f"{campaign}: {len(plan.outdated)} outputs out of date; waiting for run {busy[campaign]}")
+            continue
+        owner, why = owner_of(plan, loaded, files, time.time())
+        if owner != BRIEF_SENSOR:  # follow-up of a newer output: follow_sensor's (adchain_assets/automation.py)
+            tick.notes.append(f"{campaign}: {len(plan.outdated)} outputs out of date, left to {SENSOR_NAME}: {why}")
             continue
         sha = pin(loaded, briefs.storage)
         reasons = ", ".join(f"{name} ({reason})" for name, reason in plan.outdated[:6])
