@@ -11,7 +11,9 @@ date below them. The condition is Dagster's ``eager`` shape with the plan as its
   (``any_deps_match(newly_updated | will_be_requested).since_last_handled()``): the trigger, and what keeps
   the sensor from asking twice for the same change (a failed or cancelled follow-up is not re-asked by it);
   unlike ``eager`` it also counts parents made by a run that selected this output but skipped it;
-- not in progress, no parent in progress;
+- not in progress, no parent in progress, and no run of the campaign queued or in progress (the rule
+  ``brief_sensor`` follows too: Dagster's own ``in_progress`` was seen false for outputs a running run had
+  not made yet, so the campaign-wide check is what keeps the two from overlapping);
 - :class:`PlanSaysOutOfDate`: the campaign's plan lists this output as out of date **and** the campaign's work
   is the automation's (:func:`owner_of`). Outputs the plan calls up to date are never requested, whatever
   Dagster's lineage says: in ``chain`` mode a new take of ``reference/scene_2`` does not touch ``start/scene_2``
@@ -36,6 +38,7 @@ from __future__ import annotations
 
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Optional
@@ -44,7 +47,7 @@ import dagster as dg
 
 from adchain_assets.brief import BriefError
 from adchain_assets.outputs import parents_of
-from adchain_assets.plan import CHANGED, MISSING, PARENT_CHANGED, Plan, plan_with
+from adchain_assets.plan import CHANGED, MISSING, PARENT_CHANGED, Plan, busy_campaigns, plan_with
 from adchain_assets.resources import CampaignBriefs, ImageModel, VideoModel
 from adchain_assets.storage import CampaignFiles
 
@@ -131,12 +134,15 @@ class Planner:
         self.briefs, self.files, self.image_model, self.video_model = briefs, files, image_model, video_model
         self._tick: object = None
         self._works: dict[str, Work] = {}
+        self._busy: dict[str, str] = {}
         self._lock = threading.Lock()
 
-    def work(self, campaign: str, tick: object) -> Work:
+    def work(self, campaign: str, tick: object, instance: dg.DagsterInstance) -> Work:
         with self._lock:
             if tick != self._tick:
-                self._tick, self._works = tick, {}
+                self._tick, self._works, self._busy = tick, {}, busy_campaigns(instance)
+            if campaign in self._busy:  # as for brief_sensor: nothing new while a run of the campaign is queued or on
+                return Work(None, NOBODY, f"run {self._busy[campaign]} in progress")
             if campaign not in self._works:
                 self._works[campaign] = campaign_work(
                     self.briefs, self.files, self.image_model, self.video_model, campaign
@@ -162,7 +168,7 @@ class PlanSaysOutOfDate(dg.AutomationCondition):
         output = context.key.to_user_string()
         chosen = set()
         for campaign in context.candidate_subset.expensively_compute_partition_keys():
-            work = self.planner.work(campaign, context.evaluation_id)
+            work = self.planner.work(campaign, context.evaluation_id, context.asset_graph_view.instance)
             if work.owner == AUTOMATION and output in work.outdated:
                 chosen.add(campaign)
         true_subset = (
@@ -191,6 +197,12 @@ def with_follow_condition(assets: list, planner: Planner) -> list:
 
 
 def build_follow_sensor() -> dg.AutomationConditionSensorDefinition:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.BetaWarning)  # use_user_code_server: beta, and what a custom condition needs
+        return _follow_sensor()
+
+
+def _follow_sensor() -> dg.AutomationConditionSensorDefinition:
     return dg.AutomationConditionSensorDefinition(
         SENSOR_NAME,
         target=dg.AssetSelection.all(),

@@ -117,6 +117,13 @@ def test_a_new_take_is_followed_by_exactly_the_plan_once(world):
     assert tick.runs == [], tick.notes
     assert any("left to follow_sensor" in note for note in tick.notes), tick.notes
 
+    # while any run of the campaign is queued, starting or in progress, nothing (brief_sensor waits the same way)
+    queued = world.instance.create_run_for_job(
+        job_def=world.job, run_config={}, tags={"dagster/partition": CAMPAIGN})  # NOT_STARTED
+    _, requested = world.tick()
+    assert requested == {}
+    world.instance.delete_run(queued.run_id)
+
     _, requested = world.tick()
     assert requested == {CAMPAIGN: set(plan.outputs)}
     # anchored mode: every image shown reference/scene_2 or what was made from it, their clips, the review
