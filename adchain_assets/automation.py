@@ -168,7 +168,8 @@ class PlanSaysOutOfDate(dg.AutomationCondition):
         output = context.key.to_user_string()
         chosen = set()
         for campaign in context.candidate_subset.expensively_compute_partition_keys():
-            work = self.planner.work(campaign, context.evaluation_id, context.asset_graph_view.instance)
+            tick = (context.evaluation_id, context.evaluation_time)  # the same for every asset of one tick
+            work = self.planner.work(campaign, tick, context.asset_graph_view.instance)
             if work.owner == AUTOMATION and output in work.outdated:
                 chosen.add(campaign)
         true_subset = (

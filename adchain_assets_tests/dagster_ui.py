@@ -66,3 +66,22 @@ def graphql(url: str, query: str, variables: dict) -> dict:
         body = json.load(response)
     assert "errors" not in body, body
     return body["data"]
+
+RUNS = """
+query($filter: RunsFilter) {
+  runsOrError(filter: $filter) {
+    __typename
+    ... on Runs {
+      results { runId status creationTime startTime endTime tags { key value } assetSelection { path } }
+    }
+  }
+}"""
+
+
+def runs(url: str, **filter_) -> list[dict]:
+    """Every run (newest first) with its status, times, tags (as a dict) and selected asset keys."""
+    found = graphql(url, RUNS, {"filter": filter_})["runsOrError"]["results"]
+    for run in found:
+        run["tags"] = {tag["key"]: tag["value"] for tag in run["tags"]}
+        run["assets"] = sorted("/".join(key["path"]) for key in run["assetSelection"] or [])
+    return found

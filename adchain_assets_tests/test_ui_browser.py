@@ -17,6 +17,7 @@ import sys
 import time
 import urllib.parse
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -34,6 +35,7 @@ from .dagster_ui import (
     UNFINISHED_RUNS,
     free_port,
     graphql,
+    runs,
 )
 from .conftest import PROJECT, SAMPLE_BRIEFS
 
@@ -133,29 +135,17 @@ def stop(process: subprocess.Popen):
         pass
 
 
-@pytest.fixture(scope="module")
-def ui(browser_context, tmp_path_factory):
-    """`dagster dev` on loopback, CAMPAIGN's images materialized by one run launched as the UI launches it.
-
-    The data folder's briefs/ starts empty and brief_sensor (on by default) is switched off, as its toggle in
-    the UI does, once it has ticked; only then is CAMPAIGN's brief dropped in. So the one run is the test's
-    own, of exactly the nine images (with whatever asset checks they carry), and nothing changes while the
-    browser looks. What the sensor does with a new brief is test_sensor's business.
-    """
-    root = tmp_path_factory.mktemp("ui")
+@contextmanager
+def dagster_dev(root: Path, env: dict):
+    """`dagster dev` on a free loopback port over ``root`` (``data/``, ``dagster_home/`` with the project's
+    dagster.yaml), as `make ui` starts it; yields ``(url, log_path)`` once it serves, stops it all afterwards."""
     data_dir = root / "data"
-    (data_dir / "briefs").mkdir(parents=True)
+    (data_dir / "briefs").mkdir(parents=True, exist_ok=True)
     home = root / "dagster_home"
-    home.mkdir()
+    home.mkdir(exist_ok=True)
     shutil.copy(PROJECT / ".dagster_home" / "dagster.yaml", home)
     port = free_port()
-    env = {
-        **os.environ,
-        "DAGSTER_HOME": str(home),
-        "ADCHAIN_DATA_DIR": str(data_dir),
-        "ADCHAIN_IMAGE_BACKEND": "preview",
-        "ADCHAIN_MAX_SCENES": str(SCENES),  # as many slots as the campaign has scenes: a graph that fits
-    }
+    env = {**os.environ, "DAGSTER_HOME": str(home), "ADCHAIN_DATA_DIR": str(data_dir), **env}
     log_path = root / "webserver.log"
     log = open(log_path, "w")
     process = subprocess.Popen(
@@ -173,29 +163,59 @@ def ui(browser_context, tmp_path_factory):
         except OSError:
             return False
 
-    def sensor_ticked_and_stopped():
-        found = graphql(url, SENSOR, {"selector": {**SELECTOR, "sensorName": "brief_sensor"}})["sensorOrError"]
-        if found["__typename"] != "Sensor" or found["sensorState"]["status"] != "RUNNING":
-            return True  # no sensor, or not running: nothing to stop
-        ticks = found["sensorState"]["ticks"]
-        if not ticks or ticks[0]["status"] == "STARTED":
-            return False
-        stopped = graphql(url, STOP_SENSOR, {"id": found["id"]})["stopSensor"]
-        assert stopped.get("instigationState", {}).get("status") == "STOPPED", stopped
-        return True
-
-    def no_unfinished_runs():
-        runs = graphql(url, UNFINISHED_RUNS, {"statuses": UNFINISHED_RUN_STATUSES})["runsOrError"]["results"]
-        return not runs
-
-    def run_finished(run_id):
-        status = graphql(url, RUN_STATUS, {"runId": run_id})["runOrError"]["status"]
-        return status if status in ("SUCCESS", "FAILURE", "CANCELED") else None
-
     try:
         wait_until(server_up, 120, "dagster dev serving", interval_s=0.5)
-        wait_until(sensor_ticked_and_stopped, 120, "brief_sensor's first tick")
-        wait_until(no_unfinished_runs, RUN_TIMEOUT_S, "runs started before the sensor was stopped finishing")
+        yield url, log_path
+    finally:
+        stop(process)
+        log.close()
+
+
+def sensor_state(url: str, name: str) -> dict:
+    return graphql(url, SENSOR, {"selector": {**SELECTOR, "sensorName": name}})["sensorOrError"]
+
+
+def stop_sensor_after_a_tick(url: str, name: str) -> bool:
+    """Stops sensor ``name`` (as its toggle in the UI does) once it has ticked; True when it is not running."""
+    found = sensor_state(url, name)
+    if found["__typename"] != "Sensor" or found["sensorState"]["status"] != "RUNNING":
+        return True  # no sensor, or not running: nothing to stop
+    ticks = found["sensorState"]["ticks"]
+    if not ticks or ticks[0]["status"] == "STARTED":
+        return False
+    stopped = graphql(url, STOP_SENSOR, {"id": found["id"]})["stopSensor"]
+    assert stopped.get("instigationState", {}).get("status") == "STOPPED", stopped
+    return True
+
+
+def unfinished_runs(url: str) -> list[dict]:
+    return graphql(url, UNFINISHED_RUNS, {"statuses": UNFINISHED_RUN_STATUSES})["runsOrError"]["results"]
+
+
+def run_finished(url: str, run_id: str):
+    status = graphql(url, RUN_STATUS, {"runId": run_id})["runOrError"]["status"]
+    return status if status in ("SUCCESS", "FAILURE", "CANCELED") else None
+
+
+@pytest.fixture(scope="module")
+def ui(browser_context, tmp_path_factory):
+    """`dagster dev` on loopback, CAMPAIGN's images materialized by one run launched as the UI launches it.
+
+    The data folder's briefs/ starts empty and both sensors (on by default) are switched off, as their toggles
+    in the UI do, once they have ticked; only then is CAMPAIGN's brief dropped in. So the one run is the test's
+    own, of exactly the nine images (with whatever asset checks they carry), and nothing changes while the
+    browser looks. What the sensors do is test_sensor's, test_automation's and the follow-up tests' business.
+    """
+    root = tmp_path_factory.mktemp("ui")
+    data_dir = root / "data"
+    env = {
+        "ADCHAIN_IMAGE_BACKEND": "preview",
+        "ADCHAIN_MAX_SCENES": str(SCENES),  # as many slots as the campaign has scenes: a graph that fits
+    }
+    with dagster_dev(root, env) as (url, log_path):
+        for sensor in ("brief_sensor", "follow_sensor"):
+            wait_until(lambda: stop_sensor_after_a_tick(url, sensor), 120, f"{sensor}'s first tick")
+        wait_until(lambda: not unfinished_runs(url), RUN_TIMEOUT_S, "runs started before the sensors were stopped finishing")
         shutil.copy(SAMPLE_BRIEFS / f"{CAMPAIGN}.yaml", data_dir / "briefs")
         shutil.copytree(SAMPLE_BRIEFS / "refs", data_dir / "briefs" / "refs")
         added = graphql(url, ADD_PARTITION, {"selector": SELECTOR, "name": "campaigns", "key": CAMPAIGN})
@@ -209,14 +229,11 @@ def ui(browser_context, tmp_path_factory):
         }})["launchRun"]
         assert launched["__typename"] == "LaunchRunSuccess", launched
         run_id = launched["run"]["runId"]
-        status = wait_until(lambda: run_finished(run_id), RUN_TIMEOUT_S, f"run {run_id}")
+        status = wait_until(lambda: run_finished(url, run_id), RUN_TIMEOUT_S, f"run {run_id}")
         assert status == "SUCCESS", f"run {run_id}: {status}\n{log_path.read_text()[-5000:]}"
-        wait_until(no_unfinished_runs, RUN_TIMEOUT_S, "every run finishing")
+        wait_until(lambda: not unfinished_runs(url), RUN_TIMEOUT_S, "every run finishing")
         ARTIFACTS.mkdir(exist_ok=True)
         yield {"url": url, "data_dir": data_dir, "run_id": run_id}
-    finally:
-        stop(process)
-        log.close()
 
 
 def graph_boxes(page) -> list[dict]:
@@ -341,3 +358,250 @@ def test_image_page_shows_thumbnail_prompt_and_check_results(ui, page, record_pr
     without_result = {name: status for name, status in checks.items()
                       if status.lower() not in {s.lower() for s in CHECK_RESULT_STATUSES}}
     assert not without_result, f"checks without a result for the latest materialization: {without_result}"
+
+
+# --- The UI as the front door: a new take from an asset page, and Materialize all (README, "In the UI") ---------
+
+FOLLOW_SLOTS = 8  # ADCHAIN_MAX_SCENES: a 3-scene brief leaves five slots per chain beyond it
+FRESH = "muse-fresh"  # a second 3-scene campaign (a copy of CAMPAIGN's brief) for Materialize all
+FOLLOW_TIMEOUT_S = 900  # launch to the last downstream output, on 2 busy cores
+FAKE_KEY = "test-key-not-secret"
+IMAGES = ("reference", "start", "end")
+
+
+class Follow:
+    """A running `dagster dev` with both sensors on (their default), images from the local Gemini server."""
+
+    def __init__(self, url, data_dir, log_path, gemini):
+        from adchain_assets.resources import CampaignBriefs, ImageModel, VideoModel
+        from adchain_assets.settings import Settings
+        from adchain_assets.storage import CampaignFiles
+
+        self.url, self.data_dir, self.log_path, self.gemini = url, data_dir, log_path, gemini
+        self.briefs = CampaignBriefs(data_dir=str(data_dir), max_scenes=FOLLOW_SLOTS)
+        self.files = CampaignFiles(base_path=str(data_dir))
+        self.models = ImageModel(backend="gemini", model=Settings().image_model), VideoModel()
+
+    def plan(self, campaign):
+        from adchain_assets.plan import plan_with
+
+        return plan_with(self.briefs.load(campaign), self.files, *self.models)
+
+    def provenance(self, campaign) -> dict:
+        from adchain_assets.outputs import output_names
+
+        return {name: self.files.read_provenance(campaign, name) for name in output_names(3)}
+
+    def calls(self, campaign):
+        from adchain_assets.ledger import Ledger
+
+        return Ledger(str(self.data_dir)).calls(campaign)
+
+    def settled(self, campaign):
+        """Nothing queued or running, and nothing the plan calls out of date: the campaign is up to date."""
+        if unfinished_runs(self.url):
+            return False
+        return not self.plan(campaign).outdated
+
+    def log_tail(self) -> str:
+        return self.log_path.read_text()[-4000:]
+
+
+@pytest.fixture(scope="module")
+def follow_ui(browser_context, tmp_path_factory):
+    """`dagster dev` as `make ui` starts it (brief_sensor and follow_sensor on), ADCHAIN_MAX_SCENES=8, images
+    from the local Gemini server (a new picture per call, as a real model), clips from the preview backend.
+    CAMPAIGN's brief is dropped into briefs/ as a user would, and brief_sensor makes the whole campaign."""
+    from .gemini_server import FakeGemini
+    from .test_regenerate import sampling_like_a_real_model
+
+    root = tmp_path_factory.mktemp("ui-follow")
+    with FakeGemini(api_key=FAKE_KEY) as gemini:
+        sampling_like_a_real_model(gemini)
+        env = {
+            "ADCHAIN_IMAGE_BACKEND": "gemini", "GEMINI_API_KEY": FAKE_KEY, "GEMINI_BASE_URL": gemini.base_url,
+            "ADCHAIN_VIDEO_BACKEND": "preview", "ADCHAIN_MAX_SCENES": str(FOLLOW_SLOTS),
+        }
+        with dagster_dev(root, env) as (url, log_path):
+            follow = Follow(url, root / "data", log_path, gemini)
+            briefs = follow.data_dir / "briefs"
+            shutil.copytree(SAMPLE_BRIEFS / "refs", briefs / "refs")
+            shutil.copy(SAMPLE_BRIEFS / f"{CAMPAIGN}.yaml", briefs)
+            wait_until(lambda: runs(url), 120, "brief_sensor starting the new campaign's run")
+            wait_until(lambda: follow.settled(CAMPAIGN), FOLLOW_TIMEOUT_S,
+                       lambda: f"{CAMPAIGN} made by brief_sensor\n{follow.log_tail()}", interval_s=3)
+            assert [r["status"] for r in runs(url)] == ["SUCCESS"], runs(url)
+            ARTIFACTS.mkdir(exist_ok=True)
+            yield follow
+
+
+def search_box(page):
+    """The asset selection box of Catalog and Lineage ("Search and filter assets"): a code editor, not an input."""
+    placeholder = page.locator("pre.CodeMirror-placeholder", has_text="Search and filter assets")
+    return page.locator(".CodeMirror").filter(has=placeholder).element_handle()
+
+
+def shot(page, name: str):
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def made_at(record: dict) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(record["created_at"]).timestamp()
+
+
+def test_a_new_take_from_the_asset_page_brings_its_downstream_up_to_date(follow_ui, page, record_property):
+    """README, "A new take of one image", click by click; then, with no further action, follow_sensor remakes
+    exactly what the plan calls out of date, in one run, and brief_sensor launches nothing."""
+    from playwright.sync_api import expect
+
+    url = follow_ui.url
+    before = follow_ui.provenance(CAMPAIGN)
+    runs_before = {r["runId"] for r in runs(url)}
+    calls_before, requests_before = len(follow_ui.calls(CAMPAIGN)), len(follow_ui.gemini.requests)
+
+    # Catalog -> the search box: key:"reference/scene_2" -> the asset
+    page.goto(url)
+    page.get_by_role("link", name="Catalog").first.click()  # the left nav
+    search_box(page).click()
+    page.keyboard.type('key:"reference/scene_2"')
+    page.keyboard.press("Enter")
+    asset_link = page.get_by_role("link").filter(has_text=re.compile(r"^reference / scene_2"))
+    expect(asset_link).to_have_count(1)
+    shot(page, "ui-new-take-1-catalog")
+    asset_link.click()
+    expect(page.get_by_role("button", name="Materialize…")).to_be_visible()
+    shot(page, "ui-new-take-2-asset-page")
+    # the arrow beside "Materialize…" -> "Open launchpad"
+    page.locator("button:right-of(:text('Materialize…'))").first.click()
+    page.get_by_role("menuitem", name="Open launchpad").click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_placeholder("Partition").click()
+    page.get_by_role("menuitem", name=CAMPAIGN, exact=True).click()
+    # The launchpad scaffolds the image's config; the line's help (ImageRunConfig's description) shows beside it.
+    dialog.locator(".CodeMirror-line", has_text="new_take: false").click()
+    expect(dialog.get_by_text("Make a new take of this image")).to_be_visible()
+    for _ in "false":
+        page.keyboard.press("Backspace")
+    page.keyboard.type("true")
+    expect(dialog.locator(".CodeMirror-line", has_text="new_take: true")).to_be_visible()
+    shot(page, "ui-new-take-3-launchpad")
+    dialog.get_by_role("button", name="Materialize").click()
+    launched_at = time.time()
+    expect(dialog).to_be_hidden()
+    shot(page, "ui-new-take-4-launched")
+
+    wait_until(lambda: [r for r in runs(url) if r["runId"] not in runs_before], 60, "the launchpad's run")
+    wait_until(lambda: follow_ui.settled(CAMPAIGN), FOLLOW_TIMEOUT_S,
+               lambda: f"{CAMPAIGN} up to date after the new take\n{follow_ui.log_tail()}", interval_s=2)
+    after = follow_ui.provenance(CAMPAIGN)
+    new_runs = [r for r in runs(url) if r["runId"] not in runs_before]
+    by = {}
+    for run in new_runs:
+        by.setdefault(run["tags"].get("dagster/sensor_name", "ui"), []).append(run)
+    assert all(r["status"] == "SUCCESS" for r in new_runs), new_runs
+    assert sorted(by) == ["follow_sensor", "ui"], new_runs  # brief_sensor launched nothing
+    (ui_run,), (follow_run,) = by["ui"], by["follow_sensor"]
+    assert ui_run["assets"] == ["reference/scene_2"]
+
+    changed = sorted(name for name in after if after[name]["request_sha256"] != before[name]["request_sha256"])
+    remade = sorted(name for name in after if after[name]["created_at"] != before[name]["created_at"]
+                    or after[name]["sha256"] != before[name]["sha256"])
+    # the launchpad's run made the new take; follow_sensor's run made exactly the rest of what changed, once
+    assert follow_run["assets"] == sorted(set(changed) - {"reference/scene_2"})
+    assert remade == changed
+    assert {"reference/scene_3", "start/scene_2", "storyboard", "ad", "report"} <= set(changed)
+    assert after["reference/scene_1"] == before["reference/scene_1"]
+    assert after["reference/scene_2"]["take"] == before["reference/scene_2"]["take"] + 1
+    new_scene_2 = after["reference/scene_2"]["sha256"]
+    assert {"asset": "reference/scene_2", "sha256": new_scene_2} in after["reference/scene_3"]["references"]
+    assert {"asset": "reference/scene_2", "sha256": new_scene_2} in after["storyboard"]["inputs"]
+    # model calls: one per changed image request, none for anything else
+    called = sorted(call.output for call in follow_ui.calls(CAMPAIGN)[calls_before:])
+    changed_images = [name for name in changed if name.split("/")[0] in IMAGES]
+    assert called == changed_images
+    assert len(follow_ui.gemini.requests) - requests_before == len(changed_images)
+
+    last_output = max(made_at(after[name]) for name in changed)
+    numbers = {
+        "launch_to_last_downstream_output_s": round(last_output - launched_at, 1),
+        "launchpad_run_s": round(ui_run["endTime"] - ui_run["startTime"], 1),
+        "follow_run_queued_after_launchpad_run_s": round(follow_run["creationTime"] - ui_run["endTime"], 1),
+        "follow_run_s": round(follow_run["endTime"] - follow_run["startTime"], 1),
+        "outputs_remade": len(changed), "image_model_calls": len(called), "changed": changed,
+    }
+    (ARTIFACTS / "ui-new-take.json").write_text(json.dumps(numbers, indent=2) + "\n")
+    record_property("new_take", json.dumps(numbers))
+
+    # What the user sees afterwards: scene 3 made from the new take, the storyboard remade by follow_sensor's run.
+    query = urllib.parse.urlencode({"view": "partitions", "partition": CAMPAIGN})
+    page.goto(f"{url}/assets/reference/scene_3?{query}")
+    expect(metadata_row(page, "references")).to_contain_text(new_scene_2)
+    shot(page, "ui-new-take-5-scene-3")
+    page.goto(f"{url}/assets/storyboard?{query}")
+    expect(page.get_by_text(follow_run["runId"][:8]).first).to_be_visible()
+    shot(page, "ui-new-take-6-storyboard")
+
+
+def test_materialize_all_on_a_fresh_partition_makes_everything_the_brief_has(follow_ui, page, record_property):
+    """README, "Materialize all": 9 images, 3 clips, the storyboard, the ad and the report of a 3-scene brief
+    with 8 slots; the slots beyond the brief make nothing."""
+    from playwright.sync_api import expect
+
+    url = follow_ui.url
+    # A user working from the UI alone: brief_sensor off (its toggle), so the new brief is not run by it.
+    wait_until(lambda: stop_sensor_after_a_tick(url, "brief_sensor"), 120, "brief_sensor stopped")
+    wait_until(lambda: not unfinished_runs(url), FOLLOW_TIMEOUT_S, "runs finishing")
+    shutil.copy(SAMPLE_BRIEFS / f"{CAMPAIGN}.yaml", follow_ui.data_dir / "briefs" / f"{FRESH}.yaml")
+    runs_before = {r["runId"] for r in runs(url)}
+
+    page.goto(url)
+    page.get_by_role("link", name="Lineage").first.click()  # the left nav
+    page.get_by_role("button", name="Materialize all…").click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog.get_by_text(re.compile(r"materialize \d+ assets"))).to_be_visible()
+    dialog.get_by_text("Add a partition").click()
+    adding = page.get_by_role("dialog").filter(has_text="Add a partition for campaigns")
+    adding.get_by_role("textbox").fill(FRESH)
+    adding.get_by_role("button", name="Save").click()
+    expect(adding).to_be_hidden()
+    shot(page, "ui-materialize-all-1-dialog")
+    dialog.get_by_role("button", name=re.compile(r"^Launch")).click()
+    launched_at = time.time()
+    expect(dialog).to_be_hidden()
+    shot(page, "ui-materialize-all-2-launched")
+
+    wait_until(lambda: [r for r in runs(url) if r["runId"] not in runs_before], 120, "the run Materialize all starts")
+    wait_until(lambda: follow_ui.settled(FRESH), FOLLOW_TIMEOUT_S,
+               lambda: f"{FRESH} made\n{follow_ui.log_tail()}", interval_s=2)
+    folder = follow_ui.data_dir / "campaigns" / FRESH
+    images = sorted(str(p.relative_to(folder)) for chain in IMAGES for p in (folder / chain).glob("*.png"))
+    assert images == sorted(f"{chain}/scene_{k}.png" for chain in IMAGES for k in range(1, 4))
+    assert sorted(p.name for p in (folder / "clip").glob("*.mp4")) == [f"scene_{k}.mp4" for k in range(1, 4)]
+    for output in ("storyboard.png", "ad.mp4", "report.csv"):
+        assert (folder / output).is_file(), output
+    after = follow_ui.provenance(FRESH)
+    assert all(after.values()), [name for name, record in after.items() if not record]
+
+    new_runs = [r for r in runs(url) if r["runId"] not in runs_before]
+    assert all(r["status"] == "SUCCESS" for r in new_runs), new_runs
+    followed = [r for r in new_runs if r["tags"].get("dagster/sensor_name") == "follow_sensor"]
+    launched = [r for r in new_runs if r not in followed]
+    assert len(launched) == 1 and len(launched[0]["assets"]) == 3 * FOLLOW_SLOTS + FOLLOW_SLOTS + 3, launched
+    # the review outputs depend on every slot; Dagster skipped them in the launched run, follow_sensor made them
+    assert [r["assets"] for r in followed] == [["ad", "report", "storyboard"]], followed
+    last_output = max(made_at(record) for record in after.values())
+    numbers = {
+        "launch_to_last_output_s": round(last_output - launched_at, 1),
+        "launched_run_s": round(launched[0]["endTime"] - launched[0]["startTime"], 1),
+        "follow_run_s": round(followed[0]["endTime"] - followed[0]["startTime"], 1),
+        "follow_run_queued_after_launched_run_s": round(followed[0]["creationTime"] - launched[0]["endTime"], 1),
+        "image_model_calls": len(follow_ui.calls(FRESH)),
+    }
+    (ARTIFACTS / "ui-materialize-all.json").write_text(json.dumps(numbers, indent=2) + "\n")
+    record_property("materialize_all", json.dumps(numbers))
+    query = urllib.parse.urlencode({"view": "partitions", "partition": FRESH})
+    page.goto(f"{url}/assets/ad?{query}")
+    expect(page.get_by_text(followed[0]["runId"][:8]).first).to_be_visible()
+    shot(page, "ui-materialize-all-3-ad")
