@@ -185,6 +185,10 @@ def stop_sensor_after_a_tick(url: str, name: str) -> bool:
         return False
     stopped = graphql(url, STOP_SENSOR, {"id": found["id"]})["stopSensor"]
     assert stopped.get("instigationState", {}).get("status") == "STOPPED", stopped
+    # A tick already under way when the toggle flips still finishes (and may request runs): wait it out.
+    wait_until(lambda: sensor_state(url, name)["sensorState"]["ticks"][:1] != [{"status": "STARTED"}], 120,
+               f"{name}'s last tick finishing")
+    time.sleep(2)
     return True
 
 
@@ -490,6 +494,7 @@ def test_a_new_take_from_the_asset_page_brings_its_downstream_up_to_date(follow_
     dialog.get_by_role("button", name="Materialize").click()
     launched_at = time.time()
     expect(dialog).to_be_hidden()
+    page.wait_for_url(re.compile(r"/runs/[0-9a-f-]+"))  # the UI opens the new run's page
     shot(page, "ui-new-take-4-launched")
 
     wait_until(lambda: [r for r in runs(url) if r["runId"] not in runs_before], 60, "the launchpad's run")
@@ -540,7 +545,7 @@ def test_a_new_take_from_the_asset_page_brings_its_downstream_up_to_date(follow_
     expect(metadata_row(page, "references")).to_contain_text(new_scene_2)
     shot(page, "ui-new-take-5-scene-3")
     page.goto(f"{url}/assets/storyboard?{query}")
-    expect(page.get_by_text(follow_run["runId"][:8]).first).to_be_visible()
+    expect(page.get_by_text(follow_run["runId"][:8]).first).to_be_visible(timeout=60_000)
     shot(page, "ui-new-take-6-storyboard")
 
 
@@ -566,10 +571,20 @@ def test_materialize_all_on_a_fresh_partition_makes_everything_the_brief_has(fol
     adding.get_by_role("textbox").fill(FRESH)
     adding.get_by_role("button", name="Save").click()
     expect(adding).to_be_hidden()
+    one = dialog.get_by_text("1 partition", exact=True)
+    try:  # the UI sometimes selects the partition it just added, sometimes not: then pick it from the list
+        expect(one).to_be_visible(timeout=8_000)
+    except AssertionError:
+        dialog.get_by_text("Select a partition or create one").click()
+        page.get_by_role("menuitem").filter(has_text=FRESH).click()
+        page.keyboard.press("Escape")
+    expect(one).to_be_visible()
+    launch = dialog.get_by_role("button", name="Launch 1 run")  # one partition: one run (more: "Launch backfill")
+    expect(launch).to_be_enabled()
     shot(page, "ui-materialize-all-1-dialog")
-    dialog.get_by_role("button", name=re.compile(r"^Launch")).click()
+    launch.click()
     launched_at = time.time()
-    expect(dialog).to_be_hidden()
+    expect(dialog).to_be_hidden(timeout=60_000)  # it closes once the backfill is submitted
     shot(page, "ui-materialize-all-2-launched")
 
     wait_until(lambda: [r for r in runs(url) if r["runId"] not in runs_before], 120, "the run Materialize all starts")
@@ -603,5 +618,5 @@ def test_materialize_all_on_a_fresh_partition_makes_everything_the_brief_has(fol
     record_property("materialize_all", json.dumps(numbers))
     query = urllib.parse.urlencode({"view": "partitions", "partition": FRESH})
     page.goto(f"{url}/assets/ad?{query}")
-    expect(page.get_by_text(followed[0]["runId"][:8]).first).to_be_visible()
+    expect(page.get_by_text(followed[0]["runId"][:8]).first).to_be_visible(timeout=60_000)  # a slow first load
     shot(page, "ui-materialize-all-3-ad")
