@@ -4,7 +4,7 @@ resources, job and sensor."""
 from __future__ import annotations
 
 import os
-from pathlib import Path
+from upath import UPath
 
 from dagster import AssetSelection, Definitions, EnvVar, define_asset_job, multiprocess_executor
 
@@ -59,7 +59,7 @@ def build_definitions(settings: Settings) -> Definitions:
         resources={
             "briefs": CampaignBriefs(data_dir=settings.data_dir, max_scenes=settings.max_scenes, storage_url=settings.storage_url),
             "files": files,
-            "cache": GenerationCache(root=str(Path(settings.storage_url) / "cache")),
+            "cache": GenerationCache(root=str(UPath(settings.storage_url) / "cache")),
             "image_storage": CampaignImageStorage(files=files),
             "image_model": ImageModel(
                 backend=settings.image_backend,
