@@ -112,12 +112,13 @@ EOF
       ADCHAIN_LOG_BUCKET ADCHAIN_DATA_DIR ADCHAIN_STORAGE_URL ADCHAIN_EXECUTOR ADCHAIN_CELERY_BROKER ADCHAIN_CELERY_BACKEND; do
     printf 'export %s=%q\n' "$name" "${!name}"
   done
+  printf 'export %s=%q\n' ADCHAIN_WEBSERVER_URL "$STACK_WEBSERVER_URL"
   printf 'export %s=%q\n' STACK_BUCKET "$BUCKET" STACK_WEBSERVER_URL "$STACK_WEBSERVER_URL" STACK_WORKERS "$WORKERS" \
     STACK_PG_PORT "$PG_PORT" STACK_REDIS_PORT "$REDIS_PORT" STACK_S3_PORT "$S3_PORT" STACK_DIR "$STACK"
   # the caller's settings that reached the stack (secrets are not written: GEMINI_API_KEY stays in the caller)
   while IFS='=' read -r name _; do
     case $name in
-      ADCHAIN_DATA_DIR|ADCHAIN_STORAGE_URL|ADCHAIN_EXECUTOR|ADCHAIN_CELERY_*|ADCHAIN_LOG_BUCKET|GEMINI_API_KEY) ;;
+      ADCHAIN_DATA_DIR|ADCHAIN_STORAGE_URL|ADCHAIN_EXECUTOR|ADCHAIN_WEBSERVER_URL|ADCHAIN_CELERY_*|ADCHAIN_LOG_BUCKET|GEMINI_API_KEY) ;;
       ADCHAIN_*|GEMINI_*) printf 'export %s=%q\n' "$name" "${!name}" ;;
     esac
   done < <(env)
