@@ -113,6 +113,7 @@ class RecordedRequest:
     reply_status: int | None = None  # None: no answer was sent (a Drop)
     returned_image: bytes | None = None
     received_at: float = field(default_factory=time.monotonic)  # time.monotonic() when the request was read
+    delivered: bool = False  # the whole answer was written to a client still connected
 
 
 def b64decode(data: str) -> bytes:
@@ -365,6 +366,8 @@ class FakeGemini(LoopbackServer):
         self.requests: list[RecordedRequest] = []
         self.replies: deque[ScriptedReply] = deque()
         self._lock = threading.Lock()
+        self.in_flight = 0  # requests read and not yet answered (or dropped)
+        self.max_in_flight = 0  # the most seen at once since the server started
         self._listen(host, port)
 
     @property
@@ -441,6 +444,15 @@ class FakeGemini(LoopbackServer):
                 request = _record(self.command, self.path, headers, raw)
                 with fake._lock:
                     fake.requests.append(request)
+                    fake.in_flight += 1
+                    fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
+                try:
+                    self._reply(request)
+                finally:
+                    with fake._lock:
+                        fake.in_flight -= 1
+
+            def _reply(self, request: RecordedRequest) -> None:
                 try:
                     reply = fake._answer(request)
                 except Exception as exc:  # a bug in a scripted reply: show it to the client, not a disconnect
@@ -459,6 +471,8 @@ class FakeGemini(LoopbackServer):
                         self.send_header(name, value)
                     self.end_headers()
                     self.wfile.write(payload)
+                    self.wfile.flush()
+                    request.delivered = True
                 except (BrokenPipeError, ConnectionResetError):
                     self.close_connection = True  # the client gave up (timed out) while we hung
 
