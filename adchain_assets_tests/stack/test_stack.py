@@ -216,7 +216,7 @@ def test_postgres_restarted_while_runs_are_queued_the_queue_drains(stack, instan
         write_brief(Path(os.environ["ADCHAIN_DATA_DIR"]) / "briefs", campaign, SCENES)
     wait_until("a run waiting in the queue", lambda: any(r.dagster_run.status == dg.DagsterRunStatus.QUEUED for r in campaign_runs(instance, prefix)), timeout_s=300, poll_s=0.5)
     pg = ["/usr/lib/postgresql/15/bin/pg_ctl", "-D", str(Path(os.environ["STACK_DIR"]) / "pg"), "-m", "fast", "-w", "restart",
-          "-o", f"-p {os.environ['STACK_PG_PORT']} -c listen_addresses=127.0.0.1 -k {Path(os.environ['STACK_DIR']) / 'pg'} -c max_connections=200"]
+          "-o", os.environ["STACK_PG_OPTIONS"]]
     as_pg = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
     restarted_at = time.monotonic()
     done = subprocess.run(as_pg + pg + ["-l", str(Path(os.environ["STACK_DIR"]) / "pg" / "server.log")], capture_output=True, text=True, timeout=120)
@@ -232,3 +232,37 @@ def test_postgres_restarted_while_runs_are_queued_the_queue_drains(stack, instan
         "images_made": sum(len(stored_images(c)) for c in campaigns),
     })
     assert all(len(stored_images(c)) == IMAGES_PER_CAMPAIGN for c in campaigns)
+
+
+def test_adchain_materialize_submits_to_the_queue_and_follows_the_run(stack, instance, fake_gemini_for_stack):
+    """With the stack's env sourced, the CLI does not execute the run: it queues it through the webserver. The
+    sensor sees the same new brief and queues its own run: the queue's tag limit keeps the two apart."""
+    import sys
+
+    reset(fake_gemini_for_stack, latency_s=0.5)
+    campaign = f"{unique_prefix()}-cli"
+    write_brief(Path(os.environ["ADCHAIN_DATA_DIR"]) / "briefs", campaign, SCENES)
+    adchain = str(Path(sys.executable).parent / "adchain")
+    done = subprocess.run([adchain, "materialize", campaign], env=dict(os.environ), capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr
+    assert f"{campaign}: {IMAGES_PER_CAMPAIGN} images" in done.stdout
+    assert "queued" in done.stderr and "success" in done.stderr  # it followed the run through the queue
+    wait_until("the sensor's run too", lambda: campaigns_done(instance, [campaign]), timeout_s=600)
+    records = campaign_runs(instance, campaign)
+    cli_runs = [r for r in records if r.dagster_run.tags.get("adchain/launched_by") == "cli"]
+    assert len(cli_runs) == 1 and cli_runs[0].dagster_run.status == dg.DagsterRunStatus.SUCCESS
+    assert instance.all_logs(cli_runs[0].dagster_run.run_id, of_type=dg.DagsterEventType.RUN_ENQUEUED)
+    assert max_overlap(intervals(records)) == 1, "two runs of one campaign at once"
+    record("cli_through_the_queue", {"runs": len(records), "cli_stderr": done.stderr.strip().splitlines()[-4:]})
+
+
+def test_adchain_refuses_to_queue_when_the_webserver_does_not_answer(stack, tmp_path):
+    import sys
+
+    adchain = str(Path(sys.executable).parent / "adchain")
+    (tmp_path / "briefs").mkdir()
+    write_brief(tmp_path / "briefs", "unreachable", SCENES)  # outside the watched folder: no sensor run
+    env = {**os.environ, "ADCHAIN_DATA_DIR": str(tmp_path), "ADCHAIN_WEBSERVER_URL": "http://127.0.0.1:9"}  # nothing listens there
+    done = subprocess.run([adchain, "materialize", "unreachable"], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1
+    assert "ADCHAIN_WEBSERVER_URL=http://127.0.0.1:9: the webserver does not answer" in done.stderr

@@ -129,15 +129,27 @@ mv "$STACK/env.tmp" "$STACK/env"
 AS_PG=()
 if [[ $(id -u) == 0 ]]; then AS_PG=(runuser -u postgres --); fi
 PGDATA=$STACK/pg
+if [[ $(id -u) == 0 && ! -e $PGDATA ]] && ! runuser -u postgres -- test -x "$STACK"; then
+  # the postgres user cannot reach this checkout (a private home folder): the cluster lives in a folder of its
+  # own under /var/tmp, named after this checkout, and deploy/.stack/pg points to it
+  real=/var/tmp/adchain-stack-$(echo -n "$STACK" | sha256sum | cut -c1-12)/pg
+  mkdir -p "$real"
+  chown postgres: "$(dirname "$real")"
+  ln -sfn "$real" "$PGDATA"
+fi
+# its socket in the cluster's folder unless that path is too long for a Unix socket (then /tmp; the name has
+# the port in it); clients here use TCP on 127.0.0.1
+SOCKDIR=$PGDATA; ((${#SOCKDIR} < 80)) || SOCKDIR=/tmp
+export STACK_PG_OPTIONS="-p $PG_PORT -c listen_addresses=127.0.0.1 -k $SOCKDIR -c max_connections=200"
+echo "export STACK_PG_OPTIONS=$(printf %q "$STACK_PG_OPTIONS")" >>"$STACK/env"
 if [[ ! -s $PGDATA/PG_VERSION ]]; then
   mkdir -p "$PGDATA"
-  [[ $(id -u) == 0 ]] && chown postgres: "$PGDATA"
+  [[ $(id -u) == 0 ]] && chown postgres: "$PGDATA/"
   chmod 700 "$PGDATA"
   "${AS_PG[@]}" "$PG_BIN/initdb" -D "$PGDATA" -U postgres --auth=trust -E UTF8 >"$STACK/logs/initdb.log"
 fi
 if ! "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT"; then
-  "${AS_PG[@]}" "$PG_BIN/pg_ctl" -D "$PGDATA" -l "$PGDATA/server.log" -w -t 60 \
-    -o "-p $PG_PORT -c listen_addresses=127.0.0.1 -k $PGDATA -c max_connections=200" start >/dev/null
+  "${AS_PG[@]}" "$PG_BIN/pg_ctl" -D "$PGDATA" -l "$PGDATA/server.log" -w -t 60 -o "$STACK_PG_OPTIONS" start >/dev/null
 fi
 head -n 1 "$PGDATA/postmaster.pid" >"$STACK/pids/postgres.pid"
 wait_for postgres 60 "$PG_BIN/pg_isready" -h 127.0.0.1 -p "$PG_PORT"
