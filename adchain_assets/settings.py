@@ -15,6 +15,19 @@ class SettingsError(ValueError):
     """An environment variable of the project holds a value it cannot use."""
 
 
+def _seconds(name: str, default: float) -> float:
+    raw = os.getenv(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 3600:
+        raise SettingsError(f"{name}={raw!r}: must be a number of seconds from 0 to 3600")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: str = "data"
@@ -23,6 +36,13 @@ class Settings:
     max_scenes: int = 8
     video_backend: str = "preview"
     video_model: str = DEFAULT_VIDEO_MODEL
+    storage: str = ""  # ADCHAIN_STORAGE_URL; empty: the data folder
+    step_retry_delay_s: float = 20.0  # ADCHAIN_STEP_RETRY_DELAY_S: first wait before a failed step is retried
+
+    @property
+    def storage_url(self) -> str:
+        """Where every output, the cache, the ledger and the brief snapshots live (a folder or an fsspec URL)."""
+        return self.storage or self.data_dir
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -46,4 +66,6 @@ class Settings:
             max_scenes=max_scenes,
             video_backend=video_backend,
             video_model=os.getenv("ADCHAIN_VIDEO_MODEL", DEFAULT_VIDEO_MODEL) or DEFAULT_VIDEO_MODEL,
+            storage=os.getenv("ADCHAIN_STORAGE_URL", "").strip(),
+            step_retry_delay_s=_seconds("ADCHAIN_STEP_RETRY_DELAY_S", 20.0),
         )
