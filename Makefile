@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: demo test ui clean browser
+.PHONY: demo test ui clean browser stack stack-test stack-down
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,18 @@ test: $(VENV)/.installed-dev browser
 ui: $(VENV)/.installed
 	mkdir -p $(DAGSTER_HOME)
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+# The production stack on loopback (deploy/README.md): PostgreSQL, Redis, moto's S3 server, dagster-daemon,
+# two Celery workers and the webserver. `make stack-test` runs the tests that need it; `make stack-down` stops it.
+stack: $(VENV)/.installed-dev
+	scripts/stack/up.sh
+
+stack-test: $(VENV)/.installed-dev
+	test -s deploy/.stack/env || { echo "make stack first" >&2; exit 1; }
+	ADCHAIN_STACK_ENV=$(CURDIR)/deploy/.stack/env $(BIN)/python -m pytest adchain_assets_tests/stack -v -x
+
+stack-down:
+	scripts/stack/down.sh
 
 clean:
 	rm -rf data/campaigns data/cache .dagster_home

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Iterator, Optional
 
 from dagster import ConfigurableResource
+from upath import UPath
 
 from adchain_assets.generators.base import GeneratedImage, ImageGenerator, ImageRequest
 from adchain_assets.outputs import Maker, candidate_material, fingerprint, pixel_digest
@@ -59,7 +60,14 @@ class GenerationCache(ConfigurableResource):
 
     root: str
 
-    def _entry(self, key: str) -> Path:
+    @property
+    def remote(self) -> bool:
+        """An object store (``s3://...``): no locks, no folders to fsync (see :meth:`_write_entry_remote`)."""
+        return "://" in self.root and not self.root.startswith("file://")
+
+    def _entry(self, key: str):
+        if self.remote:
+            return UPath(self.root) / key[:2] / key
         return Path(self.root) / key[:2] / key
 
     def _lock_path(self, key: str) -> Path:
@@ -106,7 +114,19 @@ class GenerationCache(ConfigurableResource):
         meta = {"backend": image.backend, "model": image.model, "cost_usd": image.cost_usd, "latency_s": image.latency_s}
         self._write_entry_locked(key, "image.png", image.png, meta)
 
+    def _write_entry_remote(self, key: str, data_name: str, payload: bytes, meta: dict) -> None:
+        """On an object store each object appears whole; the data goes first and ``meta.json`` (with the data's
+        sha256) last, so an entry is found only once both are there. There is no lock: two workers asking for the
+        same request at the same instant may both pay for it (one run per campaign and the model pool make that
+        rare); neither ever reads a half-written entry."""
+        entry = self._entry(key)
+        (entry / data_name).write_bytes(payload)
+        (entry / "meta.json").write_bytes(json.dumps({**meta, "sha256": hashlib.sha256(payload).hexdigest()}).encode())
+
     def _write_entry_locked(self, key: str, data_name: str, payload: bytes, meta: dict) -> None:
+        if self.remote:
+            self._write_entry_remote(key, data_name, payload, meta)
+            return
         entry = self._entry(key)
         make_durable_directories(entry.parent)
         self._remove_staging(key)
@@ -137,6 +157,9 @@ class GenerationCache(ConfigurableResource):
         process that gets the lock checks that the file it locked is still the one at the lock's path; if the
         previous holder removed it meanwhile, it starts over with a fresh file.
         """
+        if self.remote:
+            yield True  # object stores have no locks: see _write_entry_remote
+            return
         lock_path = self._lock_path(key)
         make_durable_directories(lock_path.parent)
         while True:
@@ -169,7 +192,7 @@ class GenerationCache(ConfigurableResource):
 
     def _discard_stale_lock(self, key: str) -> None:
         """Remove the lock file of ``key`` if a killed process left it (nobody holds it)."""
-        if self._lock_path(key).exists():
+        if not self.remote and self._lock_path(key).exists():
             with self._locked(key, blocking=False) as held:
                 if held:
                     self._remove_staging(key)
@@ -177,8 +200,11 @@ class GenerationCache(ConfigurableResource):
     def sweep(self) -> list[str]:
         """Remove every lock file and staging folder left by killed processes; returns the keys cleaned.
 
-        Safe while other processes use the cache: a key whose lock is held is left alone.
+        Safe while other processes use the cache: a key whose lock is held is left alone. Nothing to do on
+        object stores (no locks, no staging folders).
         """
+        if self.remote:
+            return []
         root = Path(self.root)
         cleaned = []
         try:

@@ -1,7 +1,9 @@
 """``adchain``: validate briefs, materialize campaigns and read their status from the command line.
 
 Runs go into the Dagster instance in ``DAGSTER_HOME`` (``.dagster_home/`` here when unset), so whatever the
-CLI does shows up in the UI. Exit codes: 0 done, 1 a generation or run failed, 2 bad input.
+CLI does shows up in the UI. With ``ADCHAIN_WEBSERVER_URL`` set (a production instance with a daemon, as
+``make stack`` starts), ``materialize``/``regenerate``/``demo`` submit their runs to the daemon's queue and follow
+them (adchain_assets/run_queue.py) instead of executing them here. Exit codes: 0 done, 1 a generation or run failed, 2 bad input.
 """
 
 from __future__ import annotations
@@ -24,6 +26,19 @@ def _use_default_dagster_home() -> None:
     if not os.environ.get("DAGSTER_HOME"):
         os.environ["DAGSTER_HOME"] = str(Path.cwd() / ".dagster_home")
     Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+    _create_instance_alone(Path(os.environ["DAGSTER_HOME"]))
+
+
+def _create_instance_alone(home: Path) -> None:
+    """Open the instance once under a lock in ``home``, so that commands started together on a fresh home do not
+    race to create (and migrate) its storage: sqlite's schema creation is not safe against a concurrent creator,
+    and the losers left two alembic heads behind. Later opens find the schema made and take the lock briefly."""
+    from dagster import DagsterInstance
+
+    with open(home / ".adchain-instance.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        with DagsterInstance.get():
+            pass
 
 
 def campaign_job():
@@ -66,11 +81,14 @@ WAIT_FOR_OTHER_RUNS_S = 3600
 
 @contextmanager
 def campaign_exclusive(instance, campaign: str):
-    """Run alone on ``campaign``: the UI's and the sensor's runs are limited by the run queue's tag limit;
-    the CLI executes directly, so it waits for them, and a lock file keeps two CLI runs apart.
+    """Run alone on ``campaign`` on the embedded instance (no daemon, no run queue: see ``execute_campaign``):
+    the UI's and the sensor's runs are limited by the run queue's tag limit; the CLI executes directly, so it
+    waits for them, and a lock file keeps two CLI runs apart on this machine.
 
     The lock dies with its process, so a CLI run still marked as started while nobody holds the lock was
-    killed: it is marked failed rather than waited for.
+    killed: it is marked failed rather than waited for, and its model-pool slots are given back. With no daemon
+    there is no run monitoring to do that, and Dagster has no public call for it: these are the only two calls
+    of the instance's internals left, and only on this embedded path; with a daemon, runs go through the queue.
     """
     from dagster import DagsterRunStatus, RunsFilter
 
@@ -105,9 +123,10 @@ def execute_campaign(campaign: str, selection, *, brief_sha256: str, run_config:
                      out=sys.stdout) -> int:
     """One run of the campaign job on ``campaign``'s partition: the ``selection`` of asset keys, with the brief
     snapshot ``brief_sha256`` pinned."""
-    from dagster import DagsterInstance, execute_job, reconstructable
+    from dagster import DagsterInstance, DagsterRunStatus, execute_job, reconstructable
 
     from adchain_assets.chains import campaigns
+    from adchain_assets.definitions import CAMPAIGN_JOB
     from adchain_assets.ledger import Ledger
     from adchain_assets.settings import Settings
     from adchain_assets.snapshots import BRIEF_TAG
@@ -120,18 +139,38 @@ def execute_campaign(campaign: str, selection, *, brief_sha256: str, run_config:
     ledger = Ledger(settings.storage_url)
     before = ledger.spend(campaign)
     started = time.perf_counter()
-    with campaign_exclusive(instance, campaign):
-        result = execute_job(
-            reconstructable(campaign_job),
-            instance=instance,
-            tags={"dagster/partition": campaign, CLI_TAG: "cli", BRIEF_TAG: brief_sha256},
-            run_config={**QUIET, **(run_config or {})},
-            asset_selection=list(selection),
-        )
-    if not result.success:
-        for line in _failures(result) or [f"run {result.run_id} failed"]:
-            print(f"{campaign}: {line}", file=sys.stderr)
-        return EXIT_FAILED
+    webserver = os.environ.get("ADCHAIN_WEBSERVER_URL", "").strip()
+    if webserver:
+        # A production instance: the run goes through the daemon's queue (its tag limit keeps one run per
+        # campaign) and runs on the instance's workers; this process only follows it.
+        from adchain_assets import run_queue
+
+        try:
+            run_id = run_queue.submit(
+                webserver, CAMPAIGN_JOB, campaign, list(selection),
+                tags={CLI_TAG: "cli", BRIEF_TAG: brief_sha256}, run_config=run_config or {},
+            )
+            outcome = run_queue.follow(instance, run_id, label=campaign)
+        except run_queue.QueueUnavailable as error:
+            print(f"{campaign}: {error}", file=sys.stderr)
+            return EXIT_FAILED
+        if outcome.status != DagsterRunStatus.SUCCESS:
+            for line in run_queue.failure_lines(instance, outcome.run_ids[-1], failure_line):
+                print(f"{campaign}: {line}", file=sys.stderr)
+            return EXIT_FAILED
+    else:
+        with campaign_exclusive(instance, campaign):
+            result = execute_job(
+                reconstructable(campaign_job),
+                instance=instance,
+                tags={"dagster/partition": campaign, CLI_TAG: "cli", BRIEF_TAG: brief_sha256},
+                run_config={**QUIET, **(run_config or {})},
+                asset_selection=list(selection),
+            )
+        if not result.success:
+            for line in _failures(result) or [f"run {result.run_id} failed"]:
+                print(f"{campaign}: {line}", file=sys.stderr)
+            return EXIT_FAILED
     files = CampaignFiles(base_path=settings.storage_url)
     after = ledger.spend(campaign)
     made = [key.to_user_string() for key in selection]

@@ -4,7 +4,7 @@ resources, job and sensor."""
 from __future__ import annotations
 
 import os
-from pathlib import Path
+from upath import UPath
 
 from dagster import AssetSelection, Definitions, EnvVar, define_asset_job, multiprocess_executor
 
@@ -14,7 +14,7 @@ from adchain_assets.chains import build_image_assets, step_retry
 from adchain_assets.clips import build_clip_assets
 from adchain_assets.resources import CampaignBriefs, ImageModel, VideoModel
 from adchain_assets.sensors import build_brief_sensor
-from adchain_assets.settings import Settings
+from adchain_assets.settings import Settings, SettingsError
 from adchain_assets.storage import CampaignFiles, CampaignImageStorage
 from adchain_assets.storyboard import build_report_asset, build_storyboard_asset
 
@@ -32,9 +32,40 @@ PRELOADED = [
     "cv2",
     "dlib",
 ]
-executor = multiprocess_executor.configured(
-    {"max_concurrent": 8, "start_method": {"forkserver": {"preload_modules": PRELOADED}}}
-)
+EXECUTORS = ("multiprocess", "celery")
+
+
+def build_executor():
+    """The campaign job's executor, chosen by ``ADCHAIN_EXECUTOR``.
+
+    ``multiprocess`` (the default): steps in forkserver processes on the machine that runs the run.
+    ``celery``: steps go to ``dagster-celery`` workers, on any machine, through the broker in
+    ``ADCHAIN_CELERY_BROKER`` (results back through ``ADCHAIN_CELERY_BACKEND``, default: the broker); the workers
+    must listen on the same broker and share the instance (Postgres) and the storage URL (deploy/README.md).
+    """
+    choice = os.environ.get("ADCHAIN_EXECUTOR", "multiprocess").strip() or "multiprocess"
+    if choice == "multiprocess":
+        return multiprocess_executor.configured(
+            {"max_concurrent": 8, "start_method": {"forkserver": {"preload_modules": PRELOADED}}}
+        )
+    if choice == "celery":
+        broker = os.environ.get("ADCHAIN_CELERY_BROKER", "").strip()
+        if not broker:
+            raise SettingsError("ADCHAIN_EXECUTOR=celery needs ADCHAIN_CELERY_BROKER (e.g. redis://host:6379/0)")
+        from dagster_celery import celery_executor
+
+        return celery_executor.configured(
+            {
+                "broker": broker,
+                "backend": os.environ.get("ADCHAIN_CELERY_BACKEND", "").strip() or broker,
+                # a step that another step waits on is not left queued behind a worker's prefetched tasks
+                "config_source": {"worker_prefetch_multiplier": 1, "task_track_started": True},
+            }
+        )
+    raise SettingsError(f"ADCHAIN_EXECUTOR={choice!r}: use one of {', '.join(EXECUTORS)}")
+
+
+executor = build_executor()
 
 
 def _env(name: str, default=None):
@@ -75,7 +106,7 @@ def build_definitions(settings: Settings) -> Definitions:
         resources={
             "briefs": briefs,
             "files": files,
-            "cache": GenerationCache(root=str(Path(settings.storage_url) / "cache")),
+            "cache": GenerationCache(root=str(UPath(settings.storage_url) / "cache")),
             "image_storage": CampaignImageStorage(files=files),
             "image_model": image_model,
             "video_model": video_model,

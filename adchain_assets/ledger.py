@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterator, Mapping, Optional
 from upath import UPath
 
 from adchain_assets.catalogue import price
-from adchain_assets.storage import write_atomically
+from adchain_assets.storage import uncached, write_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ class Ledger:
         return sorted(self._read(campaign), key=lambda c: c.created_at)
 
     def _read(self, campaign: str) -> Iterator[Call]:
-        folder = self.root / campaign
+        folder = uncached(self.root / campaign)
         try:
             paths = [p for p in folder.iterdir() if p.name.endswith(".json") and not p.name.startswith(".")]
         except (FileNotFoundError, NotADirectoryError):

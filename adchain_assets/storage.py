@@ -83,6 +83,14 @@ def _local(path: UPath) -> Optional[Path]:
     return None
 
 
+def uncached(path: UPath) -> UPath:
+    """``path`` with its file system's listing cache dropped: object-store clients (s3fs) cache directory
+    listings per process, and a long-lived worker must see what other processes wrote since."""
+    if _local(path) is None:
+        path.fs.invalidate_cache(path.path)
+    return path
+
+
 def fsync_directory(directory: Path) -> None:
     """Make the renames and creations in ``directory`` durable."""
     fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | os.O_CLOEXEC)
@@ -348,6 +356,7 @@ class CampaignFiles(ConfigurableResource):
         "Made" means the JSON is readable and a data file of the size it records stands beside it (the JSON is
         committed first, so a write cut short between the two leaves a JSON whose size does not match)."""
         path = self.output_path(campaign, output)
+        uncached(path.parent)
         try:
             record = json.loads(path.with_suffix(".json").read_text())
             if not isinstance(record, dict):

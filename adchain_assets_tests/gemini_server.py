@@ -114,6 +114,7 @@ class RecordedRequest:
     returned_image: bytes | None = None
     reply_body: dict | None = None  # the JSON body sent back (its usageMetadata is what was billed)
     received_at: float = field(default_factory=time.monotonic)  # time.monotonic() when the request was read
+    delivered: bool = False  # the whole answer was written to a client still connected
 
 
 def b64decode(data: str) -> bytes:
@@ -468,6 +469,8 @@ class FakeGemini(LoopbackServer):
                         self.send_header(name, value)
                     self.end_headers()
                     self.wfile.write(payload)
+                    self.wfile.flush()
+                    request.delivered = True
                 except (BrokenPipeError, ConnectionResetError):
                     self.close_connection = True  # the client gave up (timed out) while we hung
 

@@ -271,7 +271,7 @@ def test_cost_of_the_default_reply_is_one_image(fake, generator):
     assert 0.0387 < result.cost_usd < 0.04
 
 
-def test_pro_model_bills_thinking_tokens_as_output(fake):
+def test_pro_model_bills_thinking_tokens_at_the_text_rate_and_image_tokens_at_the_image_rate(fake):
     reply = image_reply(
         encode(noise_image((8, 8), seed=9)),
         prompt_tokens=500,
@@ -287,7 +287,8 @@ def test_pro_model_bills_thinking_tokens_as_output(fake):
     assert fake.requests[0].model == "gemini-3-pro-image-preview"
     assert result.model == "gemini-3-pro-image-preview"
     assert result.usage == {"prompt_tokens": 500, "output_tokens": 1320, "total_tokens": 1820, "attempts": 1}
-    assert result.cost_usd == pytest.approx(500 * 2e-6 + 1320 * 120e-6)
+    # input $2/M, image output $120/M, thinking (billed as text output) $12/M: the catalogue's prices
+    assert result.cost_usd == pytest.approx(500 * 2e-6 + 1120 * 120e-6 + 200 * 12e-6)
 
 
 def test_model_is_the_one_the_reply_names(fake, generator):
