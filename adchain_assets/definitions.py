@@ -19,21 +19,17 @@ from adchain_assets.storyboard import build_storyboard_asset
 
 CAMPAIGN_JOB = "campaign"
 
-# Steps run in their own processes; forkserver with the project and its heavy libraries preloaded makes each
-# step start in a fraction of a second instead of re-importing them every time (benchmarks/throughput.py: a
-# 4-scene campaign's span 48.7 s with only the project preloaded, 29.7 s with these; spawn is 44.5 s).
-PRELOADED = [
-    "adchain_assets.definitions",
-    "adchain_assets.generators.gemini",
-    "google.genai",
-    "adchain_assets.consistency",
-    "numpy",
-    "cv2",
-    "dlib",
-]
-executor = multiprocess_executor.configured(
-    {"max_concurrent": 8, "start_method": {"forkserver": {"preload_modules": PRELOADED}}}
-)
+def campaign_executor():
+    """The executor of the campaign job: a process per step, up to 8 at once, forked from a forkserver that has
+    loaded :mod:`adchain_assets.preload` (the project, google-genai, OpenCV and dlib with the face models, the
+    instance's storage classes) once, so a step starts in a fraction of a second instead of re-importing and
+    re-loading them (benchmarks/throughput.py measures the set-ups)."""
+    return multiprocess_executor.configured(
+        {"max_concurrent": 8, "start_method": {"forkserver": {"preload_modules": ["adchain_assets.preload"]}}}
+    )
+
+
+executor = campaign_executor()
 
 
 def _env(name: str, default=None):
