@@ -7,16 +7,24 @@ anchor (see :mod:`adchain_assets.consistency` for what that can and cannot tell)
 image's own step (no extra process per check) and are declared blocking: a brief that sets
 ``checks.blocking`` turns a failing check into an ERROR, which stops the image's downstream in that run;
 otherwise it is a warning and the chain goes on.
+
+Scoring reads features, it does not recompute them: every image's faces and keypoints are computed once and
+kept by a :class:`adchain_assets.features.FeatureStore` under the image's sha256, so checking an image costs
+the new image's own features plus the matching; its anchor's and predecessor's are read from storage, and their
+PNGs are not even loaded when ``sha_of`` names them (their provenance records their sha256). Without a store
+(``store=None``) the features are kept in this process's memory only.
 """
 
+import json
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any, Callable, Optional
 
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetKey, MetadataValue
+from upath import UPath
 
 from adchain_assets import consistency
 from adchain_assets.brief import Brief, LoadedBrief
+from adchain_assets.features import FeatureStore
 from adchain_assets.references import Slot
 
 IDENTITY_CHECK = "identity"
@@ -60,44 +68,100 @@ def previous_appearance(brief: Brief, slot: Slot, subject_id: str) -> Optional[S
     return Slot(slot.chain, earlier[-1]) if earlier else None
 
 
-@lru_cache(maxsize=64)
-def _faces(png: bytes) -> tuple:
-    return tuple(consistency.faces(png))
+def provenance_sha256(png_path: UPath) -> Optional[str]:
+    """The sha256 the provenance JSON beside ``png_path`` records (None when there is none): an image's
+    identity without reading its PNG."""
+    try:
+        value = json.loads(png_path.with_suffix(".json").read_text()).get("sha256")
+    except (FileNotFoundError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) and len(value) == 64 else None
 
 
-@lru_cache(maxsize=64)
-def _product_features(png: bytes):
-    return consistency.product_features(png)
+_MEMORY_ONLY = FeatureStore(None)
+
+
+class _Image:
+    """One image a check looks at: its features come from the store the first time they are needed."""
+
+    def __init__(self, store: FeatureStore, png: Optional[bytes] = None, sha: Optional[str] = None,
+                 load: Optional[Callable[[], Optional[bytes]]] = None):
+        self.store, self.png, self.sha, self.load = store, png, sha, load
+
+    def faces(self):
+        """The faces, or None when the image cannot be read after all."""
+        if self.png is not None:
+            return self.store.faces(self.png, self.sha)
+        return self.store.faces_of(self.sha, self.load)
+
+    def product(self):
+        if self.png is not None:
+            return self.store.product(self.png, self.sha)
+        return self.store.product_of(self.sha, self.load)
 
 
 def score_image(
-    loaded: LoadedBrief, slot: Slot, png: bytes, image_of: Callable[[Slot], Optional[bytes]]
+    loaded: LoadedBrief,
+    slot: Slot,
+    png: bytes,
+    image_of: Callable[[Slot], Optional[bytes]],
+    *,
+    store: Optional[FeatureStore] = None,
+    sha_of: Optional[Callable[[Slot], Optional[str]]] = None,
+    sha: Optional[str] = None,
 ) -> list[SubjectScore]:
-    """Scores of every subject in ``slot``'s scene; ``image_of`` reads another image of the campaign."""
+    """Scores of every subject in ``slot``'s scene.
+
+    ``image_of`` reads another image of the campaign (None when it is not made). With ``sha_of`` (another
+    image's sha256 from its provenance, None when not made) ``image_of`` is called only for images whose
+    features ``store`` does not hold yet. ``sha`` is ``png``'s sha256 when the caller has it already.
+    """
+    store = store or _MEMORY_ONLY
     brief = loaded.brief
     limits = brief.checks
+    own = _Image(store, png=png, sha=sha)
+    others: dict[Slot, Optional[_Image]] = {}
+
+    def image(other: Slot) -> Optional[_Image]:
+        if other == slot:
+            return own
+        if other not in others:
+            if sha_of is not None:
+                found = sha_of(other)
+                others[other] = _Image(store, sha=found, load=lambda: image_of(other)) if found else None
+            else:
+                stored = image_of(other)
+                others[other] = _Image(store, png=stored) if stored is not None else None
+        return others[other]
+
     scores = []
     for subject_id in brief.scene(slot.scene).subjects:
         subject = brief.subject(subject_id)
         if subject.photo:
-            anchor_name, anchor = f"photo {subject.photo}", loaded.resolve(subject.photo).read_bytes()
+            anchor_name, anchor = f"photo {subject.photo}", _Image(store, png=loaded.resolve(subject.photo).read_bytes())
         else:
             first = first_appearance(brief, subject_id)
-            anchor_name, anchor = str(first), (png if first == slot else image_of(first))
+            anchor_name, anchor = str(first), image(first)
         if subject.kind == "character":
-            cross = consistency.identity_from_faces(_faces(png), _faces(anchor), threshold=limits.max_face_distance) if anchor else None
+            anchor_faces = anchor.faces() if anchor else None
+            cross = (
+                consistency.identity_from_faces(own.faces(), anchor_faces, threshold=limits.max_face_distance)
+                if anchor_faces is not None else None
+            )
             detail: dict[str, Any] = {"cross": cross.to_metadata() if cross else "anchor not made yet"}
             previous = previous_appearance(brief, slot, subject_id)
-            before = image_of(previous) if previous else None
-            if before is not None:
-                own = consistency.identity_from_faces(_faces(png), _faces(before), threshold=limits.max_face_distance)
-                detail["self"] = {"previous": str(previous), **own.to_metadata()}
+            before = image(previous) if previous else None
+            before_faces = before.faces() if before else None
+            if before_faces is not None:
+                own_score = consistency.identity_from_faces(own.faces(), before_faces, threshold=limits.max_face_distance)
+                detail["self"] = {"previous": str(previous), **own_score.to_metadata()}
             passed = bool(cross and cross.found and cross.same_person)
             scores.append(SubjectScore(subject_id, "character", anchor_name, passed, cross.distance if cross else None, detail))
         else:
+            anchor_features = anchor.product() if anchor else None
             product = (
-                consistency.product_similarity_from_features(_product_features(png), _product_features(anchor), threshold=limits.min_product_score)
-                if anchor else None
+                consistency.product_similarity_from_features(own.product(), anchor_features, threshold=limits.min_product_score)
+                if anchor_features is not None else None
             )
             passed = bool(product and product.same_product)
             scores.append(SubjectScore(subject_id, "product", anchor_name, passed,

@@ -20,18 +20,10 @@ from adchain_assets.storyboard import build_report_asset, build_storyboard_asset
 
 CAMPAIGN_JOB = "campaign"
 
-# Steps run in their own processes; forkserver with the project and its heavy libraries preloaded makes each
-# step start in a fraction of a second instead of re-importing them every time (benchmarks/throughput.py: a
-# 4-scene campaign's span 48.7 s with only the project preloaded, 29.7 s with these; spawn is 44.5 s).
-PRELOADED = [
-    "adchain_assets.definitions",
-    "adchain_assets.generators.gemini",
-    "google.genai",
-    "adchain_assets.consistency",
-    "numpy",
-    "cv2",
-    "dlib",
-]
+# Steps run in their own processes, forked from a forkserver that has loaded adchain_assets.preload (the project,
+# google-genai, OpenCV and dlib with the face models, the instance's storage classes) once, so a step starts in a
+# fraction of a second instead of re-importing and re-loading them (benchmarks/throughput.py measures the set-ups).
+PRELOADED = ["adchain_assets.preload"]
 EXECUTORS = ("multiprocess", "celery")
 
 

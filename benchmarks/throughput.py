@@ -21,6 +21,7 @@ See benchmarks/README.md for the set-ups and what the numbers mean.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import json
 import os
@@ -84,13 +85,14 @@ class Setup:
     warm_job: bool = False
     instance_yaml: str = ""
     no_scoring: bool = False
+    code: Optional[str] = None  # another checkout of the project (``--baseline``), imported instead of this one
 
 
 SETUPS = {
     s.name: s
     for s in [
         Setup("spawn", "multiprocess, default start method (spawn), max_concurrent 8", {"max_concurrent": 8}),
-        Setup("project", "the project's executor as is: forkserver preloading adchain_assets.definitions"),
+        Setup("project", "the project's own job and executor as they are (definitions.campaign_executor)"),
         Setup(
             "preload",
             "forkserver preloading the project, google-genai and Dagster's sqlite storage",
@@ -118,7 +120,7 @@ SETUPS = {
         ),
     ]
 }
-DEFAULT_SETUP = "preload-warm"
+DEFAULT_SETUP = "project"
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -146,7 +148,8 @@ def _bench_definitions():
 
     from adchain_assets.definitions import CAMPAIGN_JOB, defs
 
-    executor = multiprocess_executor.configured(json.loads(os.environ.get(EXECUTOR_ENV) or "{}"))
+    # the set-up's executor, or (set-up `project`) the project's own
+    executor = multiprocess_executor.configured(json.loads(os.environ[EXECUTOR_ENV])) if os.environ.get(EXECUTOR_ENV) else defs.executor
     job = define_asset_job(CAMPAIGN_JOB, selection=AssetSelection.all())
 
     @sensor(job=job, minimum_interval_seconds=1, default_status=DefaultSensorStatus.RUNNING)
@@ -394,7 +397,7 @@ def _in_process(campaigns: list, scenes: int) -> dict:
     for campaign in campaigns:
         instance.add_dynamic_partitions(partitions_def.name, [campaign])
         slots = _slots(scenes)
-        started = time.time()
+        started, cpu_started = time.time(), _cpu_now()
         result = job.execute_in_process(
             partition_key=campaign,
             instance=instance,
@@ -402,7 +405,7 @@ def _in_process(campaigns: list, scenes: int) -> dict:
             run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
             raise_on_error=False,
         )
-        finished = time.time()
+        finished, cpu_finished = time.time(), _cpu_now()
         latencies = [float(files.read_image(campaign, s).provenance["latency_s"]) for s in slots]
         runs.append(
             {
@@ -412,11 +415,20 @@ def _in_process(campaigns: list, scenes: int) -> dict:
                 "started": started,
                 "finished": finished,
                 "images": len(slots),
+                "cpu_s": cpu_finished - cpu_started,
                 "model_s": sum(latencies),
                 "events": _events(instance, result.run_id),
             }
         )
     return {"runs": runs}
+
+
+def _cpu_now() -> float:
+    """CPU seconds of this process and of the children it waited for (user + system)."""
+    import resource
+
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def _prepare(campaigns: list) -> dict:
@@ -549,7 +561,7 @@ class Bench:
         (root / "home" / "dagster.yaml").write_text(BASE_INSTANCE_YAML + instance_yaml)
         return root
 
-    def env(self, root: Path, setup: Optional[Setup] = None, base_url: Optional[str] = None) -> dict:
+    def env(self, root: Path, setup: Optional[Setup] = None, base_url: Optional[str] = None, code: Optional[str] = None) -> dict:
         env = dict(os.environ)
         env.update(
             ADCHAIN_BENCH_MARK=root.name,
@@ -558,7 +570,9 @@ class Bench:
             ADCHAIN_IMAGE_BACKEND="gemini",
             GEMINI_API_KEY="bench",
             GEMINI_BASE_URL=base_url or self.base_url,
-            PYTHONPATH=os.pathsep.join(filter(None, [str(BENCH_DIR), str(PROJECT), env.get("PYTHONPATH")])),
+            PYTHONPATH=os.pathsep.join(
+                filter(None, [str(BENCH_DIR), code or (setup.code if setup else None) or str(PROJECT), env.get("PYTHONPATH")])
+            ),
         )
         for name in (EXECUTOR_ENV, WARM_ENV, NO_SCORING_ENV):
             env.pop(name, None)
@@ -862,8 +876,7 @@ def run_pool_queued(bench: Bench, setup: Setup, pool: int, campaigns: int, scene
         f"    default_limit: {pool}\n"
     )
     root = bench.fresh_root({name: scenes for name in names}, instance_yaml)
-    executor = setup.executor or {"max_concurrent": 8, "start_method": {"forkserver": {"preload_modules": ["adchain_assets.definitions"]}}}
-    env = bench.env(root, Setup(setup.name, setup.description, executor, setup.warm_job, "", setup.no_scoring))
+    env = bench.env(root, dataclasses.replace(setup, instance_yaml=""))
     env[SENSOR_SCENES_ENV] = str(scenes)
     (root / "workspace.yaml").write_text(
         "load_from:\n  - python_module:\n      module_name: throughput\n      attribute: bench_location\n"
@@ -923,11 +936,11 @@ def run_pool_queued(bench: Bench, setup: Setup, pool: int, campaigns: int, scene
     }
 
 
-def run_in_process(bench: Bench, server0, scenes: int, tag: str, no_scoring: bool = False) -> dict:
+def run_in_process(bench: Bench, server0, scenes: int, tag: str, no_scoring: bool = False, code: Optional[str] = None) -> dict:
     names = [f"inproc-{tag}-{i}" for i in range(3)]
     root = bench.fresh_root({name: scenes for name in names})
     spec = {"kind": "in_process", "campaigns": names, "scenes": scenes, "no_scoring": no_scoring}
-    result = bench.finish(*bench.start_worker(root, spec, bench.env(root, base_url=server0.base_url), tag))
+    result = bench.finish(*bench.start_worker(root, spec, bench.env(root, base_url=server0.base_url, code=code), tag))
     runs = []
     for run in result["runs"]:
         if not run["success"]:
@@ -940,6 +953,7 @@ def run_in_process(bench: Bench, server0, scenes: int, tag: str, no_scoring: boo
                 "model_s": run["model_s"],
                 "images": run["images"],
                 "overhead_per_image_s": (wall - run["model_s"]) / run["images"],
+                "cpu_per_image_s": run["cpu_s"] / run["images"] if "cpu_s" in run else None,
             }
         )
     return {"scenes": scenes, "runs": runs}
@@ -968,13 +982,18 @@ def main(argv: Optional[list] = None) -> int:
     parser.add_argument("--scenes", type=int, nargs="*", default=[4, 8])
     parser.add_argument("--skip", nargs="*", default=[], choices=["span", "serial", "pool", "in_process", "compare"])
     parser.add_argument("--keep", action="store_true", help="keep the temporary folders (their paths are printed)")
+    parser.add_argument(
+        "--baseline", type=Path, default=None,
+        help="another checkout of the project (e.g. `git worktree add /tmp/before <commit>`): every main row is "
+        "measured for it (before) and for this checkout (after) in the same run, against the same servers",
+    )
     args = parser.parse_args(argv)
 
     latency = args.latency if args.latency is not None else (0.5 if args.quick else 3.0)
     campaigns = args.campaigns or (8 if args.quick else 20)
     pools = args.pools if args.pools is not None else [4]
     compare = args.compare if args.compare is not None else (
-        ["project", DEFAULT_SETUP] if args.quick else ["project", "preload", DEFAULT_SETUP, "no-scoring"]
+        ["preload-warm", DEFAULT_SETUP] if args.quick else ["preload-warm", DEFAULT_SETUP, "no-scoring"]
     )
     setup = SETUPS[args.setup]
     pool_setup = SETUPS[args.pool_setup or args.setup]
@@ -985,73 +1004,93 @@ def main(argv: Optional[list] = None) -> int:
     details: dict[str, Any] = {"latency_s": latency, "setup": setup.name, "setup_description": setup.description}
     began = time.time()
 
-    def row(name: str, value: float, target: str, ok: bool, unit: str = "s") -> None:
-        rows.append({"measurement": name, "value": round(value, 3), "unit": unit, "target": target, "pass": ok})
-        print(f"  {name}: {value:.2f}{unit if unit != 'x' else ''}  (target {target}) {verdict(ok)}", flush=True)
+    variants = [("before", str(args.baseline.resolve())), ("after", None)] if args.baseline else [("", None)]
+    details["variants"] = [{"name": name, "code": code or str(PROJECT)} for name, code in variants]
+
+    def row(variant: str, name: str, value: float, target: str, ok: bool, unit: str = "s") -> None:
+        rows.append({"code": variant, "measurement": name, "value": round(value, 3), "unit": unit, "target": target, "pass": ok})
+        print(f"  {variant + ': ' if variant else ''}{name}: {value:.2f}{unit if unit != 'x' else ''}  (target {target}) {verdict(ok)}", flush=True)
 
     with server_class(latency_s=latency) as server, server_class(latency_s=0.0) as server0:
         bench = Bench(python=python, base_url=server.base_url, server=server, keep=args.keep)
         try:
-            spans: dict[int, dict] = {}
-            if "compare" not in args.skip:
-                details["setups"] = []
-                for name in compare:
-                    print(f"set-up {name}: one {4}-scene campaign ...", flush=True)
-                    measured = run_one_campaign(bench, SETUPS[name], 4, f"cmp-{name}")
-                    measured["description"] = SETUPS[name].description
-                    details["setups"].append(measured)
-                    if name == setup.name and 4 in args.scenes:
-                        spans[4] = measured
-            if "span" not in args.skip:
-                for scenes in args.scenes:
-                    if scenes not in spans:
-                        print(f"span: one {scenes}-scene campaign with set-up {setup.name} ...", flush=True)
-                        spans[scenes] = run_one_campaign(bench, setup, scenes, f"span{scenes}")
             serials: dict[int, dict] = {}
             if "serial" not in args.skip:
                 for scenes in args.scenes:
                     print(f"serial loop: {3 * scenes} calls ...", flush=True)
                     serials[scenes] = run_serial(bench, scenes, f"serial{scenes}")
-            for scenes in args.scenes:
-                if scenes not in spans:
-                    continue
-                span = spans[scenes]["span_s"]
-                bound = (scenes + 2) * latency
-                limit = bound + 0.5 * (scenes + 2)
-                row(f"span, {scenes} scenes", span, f"<= {limit:.1f} (bound (n+2)L = {bound:.1f} + 0.5 s/step)", span <= limit)
-                if scenes in serials:
-                    serial = serials[scenes]["span_s"]
-                    row(f"span / serial loop ({serial:.1f} s), {scenes} scenes", span / serial, "<= 0.50", span <= 0.5 * serial, "x")
-            details["spans"] = spans
             details["serial"] = serials
-            if "pool" not in args.skip:
-                details["pools"] = []
-                for mode, pool in [(m, p) for m in (args.pool_mode or ["queued"]) for p in pools]:
-                    print(f"pool {pool}: {campaigns} campaigns x 2 scenes at once ({mode}), set-up {pool_setup.name} ...", flush=True)
-                    if mode == "queued":
-                        measured = run_pool_queued(bench, pool_setup, pool, campaigns, 2, f"q{pool}", args.pool_timeout)
-                    else:
-                        measured = run_pool(bench, pool_setup, pool, campaigns, 2, f"pool{pool}", args.pool_timeout)
-                    measured["ideal_span_s"] = measured["calls"] * latency / pool
-                    measured["cpu_ceiling_in_flight"] = measured["calls"] * latency * (os.cpu_count() or 1) / measured["cpu_s"]
-                    details["pools"].append(measured)
-                    avg = measured["average_in_flight"]
-                    row(
-                        f"calls in flight, {campaigns} campaigns x 2 scenes, pool P={pool} ({mode})",
-                        avg,
-                        f">= {0.85 * pool:.2f} (0.85 P); peak {measured['peak_in_flight']}",
-                        avg >= 0.85 * pool,
-                        "",
-                    )
-            if "in_process" not in args.skip:
-                print("in process: 3 x one 4-scene campaign, latency 0 ...", flush=True)
-                measured = run_in_process(bench, server0, 4, "inproc")
-                details["in_process"] = measured
-                warm = measured["runs"][1:]
-                overhead = sum(r["overhead_per_image_s"] for r in warm) / len(warm)
-                row("overhead per image in process (warm runs)", overhead, "<= 0.30", overhead <= 0.3)
-                print("in process, diagnostic: the same with the consistency scoring stubbed out ...", flush=True)
-                details["in_process_no_scoring"] = run_in_process(bench, server0, 4, "inproc-noscore", no_scoring=True)
+            details["setups"] = []
+            for variant, code in variants:
+                label = f"{variant}: " if variant else ""
+                tag = variant or "this"
+                main_setup = dataclasses.replace(setup, code=code)
+                spans: dict[int, dict] = {}
+                if "compare" not in args.skip and code is None:
+                    for name in compare:
+                        print(f"set-up {name}: one {4}-scene campaign ...", flush=True)
+                        measured = run_one_campaign(bench, SETUPS[name], 4, f"cmp-{name}")
+                        measured["description"] = SETUPS[name].description
+                        details["setups"].append(measured)
+                        if name == setup.name and 4 in args.scenes:
+                            spans[4] = measured
+                if "span" not in args.skip:
+                    for scenes in args.scenes:
+                        if scenes not in spans:
+                            print(f"{label}span: one {scenes}-scene campaign with set-up {setup.name} ...", flush=True)
+                            spans[scenes] = run_one_campaign(bench, main_setup, scenes, f"{tag}-span{scenes}")
+                            if scenes == 4 and code is not None:
+                                details["setups"].append({**spans[4], "setup": f"{variant}: {setup.name}"})
+                for scenes in args.scenes:
+                    if scenes not in spans:
+                        continue
+                    span = spans[scenes]["span_s"]
+                    bound = (scenes + 2) * latency
+                    limit = bound + 0.5 * (scenes + 2)
+                    row(variant, f"span, {scenes} scenes", span, f"<= {limit:.1f} (bound (n+2)L = {bound:.1f} + 0.5 s/step)", span <= limit)
+                    if scenes in serials:
+                        serial = serials[scenes]["span_s"]
+                        row(variant, f"span / serial loop ({serial:.1f} s), {scenes} scenes", span / serial, "<= 0.50", span <= 0.5 * serial, "x")
+                    cpu_per_image = spans[scenes]["cpu_s"] / (3 * scenes)
+                    row(variant, f"CPU per image, {scenes} scenes (every process of the run)", cpu_per_image, "<= 0.50", cpu_per_image <= 0.5)
+                details[f"{tag}_spans"] = spans
+                if "pool" not in args.skip:
+                    details.setdefault("pools", [])
+                    for mode, pool in [(m, p) for m in (args.pool_mode or ["queued"]) for p in pools]:
+                        print(f"{label}pool {pool}: {campaigns} campaigns x 2 scenes at once ({mode}), set-up {pool_setup.name} ...", flush=True)
+                        this_setup = dataclasses.replace(pool_setup, code=code)
+                        if mode == "queued":
+                            measured = run_pool_queued(bench, this_setup, pool, campaigns, 2, f"{tag}-q{pool}", args.pool_timeout)
+                        else:
+                            measured = run_pool(bench, this_setup, pool, campaigns, 2, f"{tag}-pool{pool}", args.pool_timeout)
+                        measured["variant"] = variant
+                        measured["ideal_span_s"] = measured["calls"] * latency / pool
+                        measured["cpu_ceiling_in_flight"] = measured["calls"] * latency * (os.cpu_count() or 1) / measured["cpu_s"]
+                        details["pools"].append(measured)
+                        avg = measured["average_in_flight"]
+                        row(
+                            variant,
+                            f"calls in flight, {campaigns} campaigns x 2 scenes, pool P={pool} ({mode})",
+                            avg,
+                            f">= {0.85 * pool:.2f} (0.85 P)",
+                            avg >= 0.85 * pool,
+                            "",
+                        )
+                        row(variant, f"CPU per image, {campaigns} campaigns, pool P={pool} (every process)",
+                            measured["cpu_per_image_s"], "<= 0.50", measured["cpu_per_image_s"] <= 0.5)
+                if "in_process" not in args.skip:
+                    print(f"{label}in process: 3 x one 4-scene campaign, latency 0 ...", flush=True)
+                    measured = run_in_process(bench, server0, 4, f"{tag}-inproc", code=code)
+                    details[f"{tag}_in_process"] = measured
+                    warm = measured["runs"][1:]
+                    overhead = sum(r["overhead_per_image_s"] for r in warm) / len(warm)
+                    row(variant, "overhead per image in process (warm runs)", overhead, "<= 0.30", overhead <= 0.3)
+                    cpu_per_image = sum(r["cpu_per_image_s"] for r in warm) / len(warm)
+                    row(variant, "CPU per image in process, orchestration and scoring (warm runs)", cpu_per_image, "<= 0.50",
+                        cpu_per_image <= 0.5)
+                    if code is None:
+                        print("in process, diagnostic: the same with the consistency scoring stubbed out ...", flush=True)
+                        details["in_process_no_scoring"] = run_in_process(bench, server0, 4, "inproc-noscore", no_scoring=True)
         finally:
             bench.cleanup()
             if args.keep:
@@ -1068,34 +1107,51 @@ def main(argv: Optional[list] = None) -> int:
 
 def print_table(rows: list[dict], details: dict, latency: float) -> None:
     print(f"\nadchain throughput, L = {latency:g} s per call, set-up {details['setup']} ({details['setup_description']})")
-    width = max([len(r["measurement"]) for r in rows] + [11])
-    print(f"{'measurement':<{width}}  {'value':>8}  {'target':<52}  result")
-    for r in rows:
-        print(f"{r['measurement']:<{width}}  {r['value']:>8.2f}  {r['target']:<52}  {verdict(r['pass'])}")
+    variants = [v["name"] for v in details.get("variants") or [{"name": ""}]]
+    for v in details.get("variants") or []:
+        if v["name"]:
+            print(f"  {v['name']}: {v['code']}")
+    names = list(dict.fromkeys(r["measurement"] for r in rows))
+    found = {(r["code"], r["measurement"]): r for r in rows}
+    width = max([len(n) for n in names] + [11])
+    heads = [v or "value" for v in variants]
+    print(f"{'measurement':<{width}}" + "".join(f"  {h:>14}" for h in heads) + f"  {'target':<52}")
+    for name in names:
+        cells, target = [], ""
+        for v in variants:
+            r = found.get((v, name))
+            if r is None:
+                cells.append(f"{'-':>14}")
+            else:
+                target = r["target"]
+                cells.append(f"{r['value']:>9.2f} {verdict(r['pass']):>4}")
+        print(f"{name:<{width}}" + "".join(f"  {c}" for c in cells) + f"  {target:<52}")
     if details.get("setups"):
         print("\nper executor set-up, one 4-scene campaign (seconds; means over the 12 image steps):")
         keys = ["launch", "process_start", "step_setup", "inputs", "before_call", "after_call", "output", "overhead"]
-        print(f"{'set-up':<20}{'span':>7}" + "".join(f"{k:>14}" for k in keys) + f"{'CPU/image':>11}{'load':>6}")
+        print(f"{'set-up':<22}{'span':>7}" + "".join(f"{k:>14}" for k in keys) + f"{'CPU/image':>11}{'load':>6}")
         for s in details["setups"]:
             print(
-                f"{s['setup']:<20}{s['span_s']:>7.2f}" + "".join(f"{s['steps'][k]:>14.2f}" for k in keys)
+                f"{s['setup']:<22}{s['span_s']:>7.2f}" + "".join(f"{s['steps'][k]:>14.2f}" for k in keys)
                 + f"{s['cpu_s'] / 12:>11.2f}{s['load_before']:>6.1f}"
             )
         for key in keys:
             print(f"  {key}: {BREAKDOWN[key]}")
     for p in details.get("pools") or []:
         print(
-            f"\npool {p['pool']} ({p['mode']}): {p['calls']} calls in {p['span_s']:.1f} s (ideal {p['ideal_span_s']:.1f} s), "
+            f"\n{p.get('variant') or ''} pool {p['pool']} ({p['mode']}): {p['calls']} calls in {p['span_s']:.1f} s (ideal {p['ideal_span_s']:.1f} s), "
             f"first request {p['first_request_after_s']:.1f} s after the start, wall {p['wall_s']:.1f} s, "
             f"mean launch after parents {p['mean_launch_after_parent_s']:.2f} s (max {p['max_launch_after_parent_s']:.1f} s);\n"
             f"  CPU {p['cpu_s']:.0f} s in all = {p['cpu_per_image_s']:.2f} s per image: on {os.cpu_count()} cores at most "
             f"{p['cpu_ceiling_in_flight']:.2f} calls can be in flight on average; load average before: {p['load_before']}"
         )
-    for key, label in (("in_process", "in process"), ("in_process_no_scoring", "in process, scoring stubbed (diagnostic)")):
+    in_process = [(f"{v or 'this'}_in_process", f"{v + ': ' if v else ''}in process") for v in variants]
+    for key, label in in_process + [("in_process_no_scoring", "in process, scoring stubbed (diagnostic)")]:
         if details.get(key):
             runs = details[key]["runs"]
-            print(f"\n{label}, 3 runs of 12 images (wall, model, overhead/image; the first run is cold):", "; ".join(
-                f"{r['wall_s']:.2f} s, {r['model_s']:.2f} s, {r['overhead_per_image_s']:.3f} s" for r in runs))
+            print(f"\n{label}, 3 runs of 12 images (wall, model, overhead/image, CPU/image; the first run is cold):", "; ".join(
+                f"{r['wall_s']:.2f} s, {r['model_s']:.2f} s, {r['overhead_per_image_s']:.3f} s, {r['cpu_per_image_s']:.3f} s"
+                for r in runs))
     print(f"\ntotal benchmark time {details['total_s']:.0f} s")
 
 
