@@ -11,7 +11,7 @@ import dataclasses
 import io
 import warnings
 from datetime import datetime, timezone
-from typing import Callable, Iterable, Mapping
+from typing import Callable, Iterable, Mapping, Optional
 
 from dagster import (
     AssetExecutionContext,
@@ -39,10 +39,12 @@ from adchain_assets.checks import (
     check_results,
     check_specs,
     consistency_score,
+    provenance_sha256,
     score_image,
     slot_not_in_brief,
     summary,
 )
+from adchain_assets.features import FeatureStore
 from adchain_assets.generators.base import GenerationError, ImageGenerator, ImageRequest, ReferenceImage
 from adchain_assets.ledger import OK, CallMeter, Ledger
 from adchain_assets.outputs import Parent, Request, build_request, pixel_digest
@@ -297,6 +299,14 @@ def image_asset(slot: Slot, retry_policy: RetryPolicy = STEP_RETRY) -> AssetsDef
             stored = files.read_image(campaign, other)
             return stored.png if stored else None
 
+        # Features are computed once per image and kept under its sha256; the anchor's and predecessor's are
+        # read from there (their PNGs are not loaded), and the kept candidate is not analysed twice.
+        features = FeatureStore(files.base)
+
+        def score(png: bytes, sha: Optional[str] = None):
+            return score_image(loaded, slot, png, image_of, store=features, sha=sha,
+                               sha_of=lambda other: provenance_sha256(files.image_path(campaign, other)))
+
         user_made = slot == Slot("reference", 1) and loaded.brief.reference_image
         if user_made:
             if config.new_take:
@@ -333,7 +343,7 @@ def image_asset(slot: Slot, retry_policy: RetryPolicy = STEP_RETRY) -> AssetsDef
                 return CallMeter(ledger, campaign, slot.key, key, context.run.run_id)
 
             def rank(png: bytes) -> float:
-                return consistency_score(score_image(loaded, slot, png, image_of))
+                return consistency_score(score(png))
 
             def keep_candidate(candidate: int, png: bytes) -> str:
                 relative = f"candidates/{slot.chain}/scene_{slot.scene}/take_{take}_candidate_{candidate}.png"
@@ -341,7 +351,7 @@ def image_asset(slot: Slot, retry_policy: RetryPolicy = STEP_RETRY) -> AssetsDef
                 return relative
 
             image = generated_image(loaded, slot, request, parent_images, generator, cache, meter_for, rank, keep_candidate)
-        scores = score_image(loaded, slot, image.png, image_of)
+        scores = score(image.png, image.provenance["sha256"])
         image = StoredImage(image.png, {**image.provenance, "consistency": summary(scores)})
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", BetaWarning)  # DataVersion on Output: beta, and what we want
