@@ -6,11 +6,12 @@ images that do not match the brief, and every image costs money.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Any, Literal, Mapping, Optional
 
 import yaml
 from PIL import Image, UnidentifiedImageError
@@ -181,9 +182,14 @@ class LoadedBrief:
     campaign: str
     path: Path
     brief: Brief
+    sha256: str = ""  # of the brief file's bytes (or of the snapshot a run pinned)
+    files: Optional[Mapping[str, Any]] = None  # a pinned snapshot's copies of the files the brief names
 
-    def resolve(self, relative: str) -> Path:
-        """A path named in the brief, resolved against the brief's folder (already checked to stay inside)."""
+    def resolve(self, relative: str):
+        """A path named in the brief: the snapshot's copy when pinned, else resolved against the brief's folder
+        (already checked to stay inside)."""
+        if self.files is not None and relative in self.files:
+            return self.files[relative]
         return (self.path.parent / relative).resolve()
 
 
@@ -257,7 +263,7 @@ def image_problem(path: str, mtime_ns: int, size: int) -> Optional[str]:
     return None
 
 
-def parse_brief(text: str, *, file: str, brief_dir: Path, max_scenes: int) -> Brief:
+def parse_brief(text: str, *, file: str, brief_dir: Optional[Path], max_scenes: int) -> Brief:
     """Parse and validate brief YAML; raise :class:`BriefError` listing every problem."""
 
     def fail(problems: list[tuple[str, str]]) -> BriefError:
@@ -288,9 +294,10 @@ def parse_brief(text: str, *, file: str, brief_dir: Path, max_scenes: int) -> Br
         problems.append(
             ("scenes", f"has {len(brief.scenes)} scenes; at most {max_scenes} (ADCHAIN_MAX_SCENES) are allowed")
         )
-    problems += _path_problems("reference_image", brief.reference_image, brief_dir)
-    for index, subject in enumerate(brief.subjects):
-        problems += _path_problems(f"subjects[{index}].photo", subject.photo, brief_dir)
+    if brief_dir is not None:  # None: a pinned snapshot, whose files were checked when it was pinned
+        problems += _path_problems("reference_image", brief.reference_image, brief_dir)
+        for index, subject in enumerate(brief.subjects):
+            problems += _path_problems(f"subjects[{index}].photo", subject.photo, brief_dir)
     if problems:
         raise fail(problems)
     return brief
@@ -306,7 +313,8 @@ def load_brief(path: Path, *, max_scenes: int) -> LoadedBrief:
     if id_problem:
         problems.append(BriefProblem(str(path), "", id_problem))
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         raise BriefError([BriefProblem(str(path), "", "file not found")]) from None
     except (OSError, UnicodeDecodeError) as error:
@@ -318,4 +326,4 @@ def load_brief(path: Path, *, max_scenes: int) -> LoadedBrief:
         raise BriefError(problems) from None
     if problems:
         raise BriefError(problems)
-    return LoadedBrief(campaign=path.stem, path=path, brief=brief)
+    return LoadedBrief(campaign=path.stem, path=path, brief=brief, sha256=hashlib.sha256(raw).hexdigest())

@@ -214,9 +214,11 @@ class GenerationCache(ConfigurableResource):
                         cleaned.append(key)
         return cleaned
 
-    def generate(self, generator: ImageGenerator, request: ImageRequest) -> Generation:
-        """The cached answer to ``request``, or the model's, stored for next time."""
-        key = request_key(generator.backend, generator.model, request)
+    def generate(self, generator: ImageGenerator, request: ImageRequest, key: Optional[str] = None,
+                 meter=None) -> Generation:
+        """The cached answer to ``request`` (under ``key``: the request's fingerprint), or the model's, stored
+        for next time. ``meter`` records the model's calls in the ledger."""
+        key = key or request_key(generator.backend, generator.model, request)
         cached = self.lookup(key)
         if cached is not None:
             self._discard_stale_lock(key)
@@ -225,20 +227,22 @@ class GenerationCache(ConfigurableResource):
             cached = self.lookup(key)  # another process may have made it while we waited
             if cached is not None:
                 return Generation(cached, cache_hit=True, key=key)
-            image = generator.generate(request)
+            image = generator.generate(request, meter=meter) if meter is not None else generator.generate(request)
             self._store_locked(key, image)
             return Generation(image, cache_hit=False, key=key)
 
 
-    def generate_video(self, generator: VideoGenerator, request: VideoRequest) -> "VideoGeneration":
-        """The cached clip for ``request`` (same frames' pixels, prompt and settings), or the model's."""
-        material = {
-            "v": KEY_VERSION, "kind": "video", "backend": generator.backend, "model": generator.model,
-            "prompt": request.prompt, "start": pixel_digest(request.start_png), "end": pixel_digest(request.end_png),
-            "aspect_ratio": request.aspect_ratio, "duration_s": request.duration_s,
-            "resolution": request.resolution, "audio": request.audio,
-        }
-        key = hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
+    def generate_video(self, generator: VideoGenerator, request: VideoRequest, key: Optional[str] = None,
+                       meter=None) -> "VideoGeneration":
+        """The cached clip for ``request`` (under ``key``: the clip's request fingerprint), or the model's."""
+        if key is None:
+            material = {
+                "v": KEY_VERSION, "kind": "video", "backend": generator.backend, "model": generator.model,
+                "prompt": request.prompt, "start": pixel_digest(request.start_png), "end": pixel_digest(request.end_png),
+                "aspect_ratio": request.aspect_ratio, "duration_s": request.duration_s,
+                "resolution": request.resolution, "audio": request.audio,
+            }
+            key = hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 
         def cached() -> Optional[GeneratedVideo]:
             found = self._read_entry(key, "clip.mp4")
@@ -256,10 +260,25 @@ class GenerationCache(ConfigurableResource):
             hit = cached()
             if hit is not None:
                 return VideoGeneration(hit, cache_hit=True)
-            video = generator.generate(request)
+            video = generator.generate(request, meter=meter) if meter is not None else generator.generate(request)
             meta = {name: getattr(video, name) for name in ("backend", "model", "duration_s", "width", "height", "frame_count", "fps", "cost_usd", "latency_s")}
             self._write_entry_locked(key, "clip.mp4", video.mp4, meta)
             return VideoGeneration(video, cache_hit=False)
+
+
+    def remember(self, key: str, name: str, make) -> tuple[bytes, bool]:
+        """The bytes stored under ``key`` (a derived output's request fingerprint), or ``make()``'s, stored:
+        the storyboard and the ad of a request seen before come back byte for byte, at no cost."""
+        found = self._read_entry(key, name)
+        if found is not None:
+            return found[0], True
+        with self._locked(key):
+            found = self._read_entry(key, name)
+            if found is not None:
+                return found[0], True
+            data = make()
+            self._write_entry_locked(key, name, data, {})
+            return data, False
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,6 @@ import dataclasses
 import io
 import warnings
 from datetime import datetime, timezone
-from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterable, Mapping
 
 from dagster import (
@@ -34,7 +33,7 @@ from dagster import (
 from PIL import Image, ImageOps
 from pydantic import Field
 
-from adchain_assets.brief import LoadedBrief
+from adchain_assets.brief import BriefError, LoadedBrief
 from adchain_assets.cache import GenerationCache
 from adchain_assets.checks import (
     check_results,
@@ -45,6 +44,8 @@ from adchain_assets.checks import (
     summary,
 )
 from adchain_assets.generators.base import GenerationError, ImageGenerator, ImageRequest, ReferenceImage
+from adchain_assets.ledger import OK, CallMeter, Ledger
+from adchain_assets.outputs import Parent, Request, build_request, pixel_digest
 from adchain_assets.prompts import compose_prompt
 from adchain_assets.references import Slot, all_slots, shown_references, upstream
 from adchain_assets.resources import CampaignBriefs, ImageModel
@@ -55,6 +56,7 @@ campaigns = DynamicPartitionsDefinition(name="campaigns")
 # Bump when a change to prompt composition or image handling changes what an unchanged brief produces.
 IMAGE_CODE_VERSION = "1"
 THUMBNAIL_PX = 192
+MAX_INLINE_SIDE = 2048  # a reference image's longer side, as sent inline to the model
 # Model calls across all runs share this pool; its limit is set in the instance's dagster.yaml.
 MODEL_POOL = "image_model"
 # After the SDK's own retries: a step that still failed on a transient fault gets two more chances, later.
@@ -98,7 +100,7 @@ def thumbnail_markdown(png: bytes, alt: str, max_px: int = THUMBNAIL_PX) -> str:
     return f"![{alt}](data:image/jpeg;base64,{base64.b64encode(buffer.getvalue()).decode()})"
 
 
-def user_image(loaded: LoadedBrief, slot: Slot) -> StoredImage:
+def user_image(loaded: LoadedBrief, slot: Slot, request: Request) -> StoredImage:
     """The brief's own ``reference_image``, converted to PNG as is: no model call."""
     source = loaded.resolve(loaded.brief.reference_image or "")
     raw = source.read_bytes()
@@ -111,40 +113,57 @@ def user_image(loaded: LoadedBrief, slot: Slot) -> StoredImage:
     return StoredImage(
         png=png,
         provenance=_provenance(
-            loaded.campaign, slot, png, backend="user", model="user", prompt="", references=[],
+            loaded, slot, png, request, backend="user", model="user", prompt="", references=[],
             latency_s=0.0, cost_usd=0.0, source={"path": loaded.brief.reference_image, "sha256": sha256(raw)},
         ),
     )
 
 
+def inline_reference(png: bytes, max_side: int = MAX_INLINE_SIDE) -> bytes:
+    """``png`` as it is sent to the model: at most ``max_side`` pixels on its longer side (a user's photo can
+    be far larger than a request may carry inline); the stored image keeps every pixel."""
+    with Image.open(io.BytesIO(png)) as image:
+        if max(image.size) <= max_side:
+            return png
+        scaled = image.copy()
+        scaled.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+        buffer = io.BytesIO()
+        scaled.save(buffer, "PNG")
+        return buffer.getvalue()
+
+
 def generated_image(
     loaded: LoadedBrief,
     slot: Slot,
+    request: Request,
     parents: Mapping[Slot, StoredImage],
     generator: ImageGenerator,
     cache: GenerationCache,
-    take: int,
+    meter_for: Callable[[str], object],
     rank: Callable[[bytes], float],
     keep_candidate: Callable[[int, bytes], str],
 ) -> StoredImage:
     """Ask the model (or the cache) for ``slot``, showing it exactly the references its mode names.
 
-    With ``takes_per_image`` N > 1, N candidates are asked for at once; the one ``rank`` scores highest is
-    kept, and every candidate is saved by ``keep_candidate`` and listed in the provenance.
+    With ``takes_per_image`` N > 1 there are N candidate requests, asked one after the other inside this step's
+    model-pool slot (so the pool's limit holds whatever the takes); the one ``rank`` scores highest is kept, and
+    every candidate is saved by ``keep_candidate`` and listed in the provenance.
     """
     brief = loaded.brief
     shown = shown_references(slot, brief.reference_mode)
     prompt = compose_prompt(brief, slot, shown)
-    request = ImageRequest(
+    take = int(request.candidates[0]["take"])
+    base = ImageRequest(
         prompt=prompt,
-        references=[ReferenceImage(asset=ref.key, png=parents[ref].png) for ref in shown],
+        references=[ReferenceImage(asset=ref.key, png=inline_reference(parents[ref].png)) for ref in shown],
         aspect_ratio=brief.aspect_ratio,
         take=take,
     )
-    requests = [dataclasses.replace(request, candidate=c) for c in range(brief.takes_per_image)]
+    generations = []
     try:
-        with ThreadPoolExecutor(max_workers=len(requests)) as pool:
-            generations = list(pool.map(lambda r: cache.generate(generator, r), requests))
+        for candidate, key in enumerate(request.candidate_fingerprints):
+            one = dataclasses.replace(base, candidate=candidate)
+            generations.append(cache.generate(generator, one, key=key, meter=meter_for(key)))
     except GenerationError as error:
         # Transient faults (the SDK's retries already spent) may be retried by the step's RetryPolicy; a
         # model's verdict (a safety block) is final and stops this image and everything downstream of it.
@@ -162,7 +181,7 @@ def generated_image(
             {
                 "candidate": c, "sha256": sha256(g.image.png), "score": round(scores[c], 4),
                 "kept": c == best, "cache_hit": g.cache_hit, "cost_usd": round(g.image.cost_usd, 6),
-                "path": keep_candidate(c, g.image.png),
+                "request_sha256": g.key, "path": keep_candidate(c, g.image.png),
             }
             for c, g in enumerate(generations)
         ]
@@ -170,7 +189,7 @@ def generated_image(
     return StoredImage(
         png=result.png,
         provenance=_provenance(
-            loaded.campaign, slot, result.png, backend=result.backend, model=result.model,
+            loaded, slot, result.png, request, backend=result.backend, model=result.model,
             prompt=prompt.text,
             references=[{"asset": ref.key, "sha256": parents[ref].sha256} for ref in shown],
             latency_s=max(g.image.latency_s for g in generations),
@@ -180,12 +199,12 @@ def generated_image(
     )
 
 
-def _provenance(campaign: str, slot: Slot, png: bytes, *, backend: str, model: str, prompt: str,
-                references: list, latency_s: float, cost_usd: float, take: int = 0, cache_hit: bool = False,
-                **extra) -> dict:
+def _provenance(loaded: LoadedBrief, slot: Slot, png: bytes, request: Request, *, backend: str, model: str,
+                prompt: str, references: list, latency_s: float, cost_usd: float, take: int = 0,
+                cache_hit: bool = False, **extra) -> dict:
     width, height = png_size(png)
     return {
-        "campaign": campaign,
+        "campaign": loaded.campaign,
         "chain": slot.chain,
         "scene": slot.scene,
         "take": take,
@@ -194,14 +213,27 @@ def _provenance(campaign: str, slot: Slot, png: bytes, *, backend: str, model: s
         "prompt": prompt,
         "references": references,
         "sha256": sha256(png),
+        "pixels_sha256": pixel_digest(png),
+        "bytes": len(png),
         "width": width,
         "height": height,
         "cache_hit": cache_hit,
         "latency_s": round(latency_s, 4),
         "cost_usd": round(cost_usd, 6),
+        "request_sha256": request.fingerprint,
+        "brief_sha256": loaded.sha256,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         **extra,
     }
+
+
+def held_call(ledger: Ledger, campaign: str, output: str, request: Request):
+    """The ledger's final refusal of exactly this request, if the model gave one: it is not asked again."""
+    for key in request.candidate_fingerprints or [request.fingerprint]:
+        last = ledger.last_call(campaign, output, key)
+        if last is not None and last.final and last.outcome != OK:
+            return last
+    return None
 
 
 def image_metadata(image: StoredImage) -> dict:
@@ -226,7 +258,7 @@ def image_asset(slot: Slot) -> AssetsDefinition:
 
     @asset(
         key=AssetKey(slot.key_path),
-        ins={input_name(p): AssetIn(key=AssetKey(p.key_path)) for p in parents},
+        deps=[AssetKey(p.key_path) for p in parents],  # edges only: shown parents are read from storage
         partitions_def=campaigns,
         group_name=GROUPS[slot.chain],
         io_manager_key="image_storage",
@@ -245,14 +277,17 @@ def image_asset(slot: Slot) -> AssetsDefinition:
         image_model: ImageModel,
         cache: GenerationCache,
         files: CampaignFiles,
-        **inputs,
     ):
         campaign = context.partition_key
-        loaded = briefs.load(campaign)
+        try:
+            loaded = briefs.for_run(campaign, context.run.run_id, context.run.tags)
+        except BriefError as error:
+            raise Failure(description=f"{slot.key}: {error}", allow_retries=False) from error
         if slot.scene > len(loaded.brief.scenes):
             context.log.info(f"{slot.key}: the brief has {len(loaded.brief.scenes)} scenes; nothing to make")
             yield from slot_not_in_brief(slot)  # a check's output is required even when the asset's is not
             return
+
         def image_of(other: Slot):
             stored = files.read_image(campaign, other)
             return stored.png if stored else None
@@ -261,14 +296,36 @@ def image_asset(slot: Slot) -> AssetsDefinition:
         if user_made:
             if config.new_take:
                 raise Failure(description=f"{slot.key} {USER_IMAGE_IS_FIXED}", allow_retries=False)
-            image = user_image(loaded, slot)
+            image = user_image(loaded, slot, build_request(slot.key, loaded, {}))
         else:
             take = files.current_take(campaign, slot) + (1 if config.new_take else 0)
+            shown = shown_references(slot, loaded.brief.reference_mode)
+            parent_images = {}
+            for parent in shown:  # only what the model is shown is read
+                stored = files.read_image(campaign, parent)
+                if stored is None:
+                    raise Failure(description=f"{slot.key}: its reference {parent} is not made yet", allow_retries=False)
+                parent_images[parent] = stored
+            request = build_request(
+                slot.key, loaded, {p.key: Parent(p.key, img.provenance) for p, img in parent_images.items()},
+                image_maker=image_model.maker(), take=take,
+            )
+            ledger = Ledger(files.base_path)
+            refused = held_call(ledger, campaign, slot.key, request)
+            if refused is not None:
+                raise Failure(
+                    description=f"{slot.key}: held: this exact request was refused ({refused.outcome}) on"
+                    f" {refused.created_at}; change its text or ask for a new take",
+                    metadata={"asset": slot.key, "reason": refused.outcome, "retryable": False},
+                    allow_retries=False,
+                )
             try:
                 generator = image_model.generator()
             except ValueError as error:  # a backend that cannot start, e.g. no API key
                 raise Failure(description=f"{slot.key}: {error}", allow_retries=False) from error
-            parent_images = {p: inputs[input_name(p)] for p in parents}
+
+            def meter_for(key: str) -> CallMeter:
+                return CallMeter(ledger, campaign, slot.key, key, context.run.run_id)
 
             def rank(png: bytes) -> float:
                 return consistency_score(score_image(loaded, slot, png, image_of))
@@ -278,7 +335,7 @@ def image_asset(slot: Slot) -> AssetsDefinition:
                 write_atomically(files.campaign_dir(campaign) / relative, png)
                 return relative
 
-            image = generated_image(loaded, slot, parent_images, generator, cache, take, rank, keep_candidate)
+            image = generated_image(loaded, slot, request, parent_images, generator, cache, meter_for, rank, keep_candidate)
         scores = score_image(loaded, slot, image.png, image_of)
         image = StoredImage(image.png, {**image.provenance, "consistency": summary(scores)})
         with warnings.catch_warnings():
@@ -311,7 +368,8 @@ def run_selection(slots: Iterable[Slot]) -> list[AssetKey]:
     slots = list(slots)
     clip_scenes = sorted({slot.scene for slot in slots if slot.chain in ("start", "end")})
     clips = [AssetKey(["clip", f"scene_{k}"]) for k in clip_scenes]
-    return [AssetKey(slot.key_path) for slot in slots] + [STORYBOARD_KEY] + clips + ([AssetKey("ad")] if clips else [])
+    ad = [AssetKey("ad")] if clips else []
+    return [AssetKey(slot.key_path) for slot in slots] + [STORYBOARD_KEY] + clips + ad + [AssetKey("report")]
 
 
 def new_take_config(slot: Slot) -> dict:

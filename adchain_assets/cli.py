@@ -101,54 +101,87 @@ def campaign_exclusive(instance, campaign: str):
         yield
 
 
-def execute_campaign(campaign: str, slots, *, run_config: Optional[dict] = None, out=sys.stdout) -> int:
-    """One run of the campaign job on ``campaign``'s partition: ``slots`` and the storyboard sheet."""
+def execute_campaign(campaign: str, selection, *, brief_sha256: str, run_config: Optional[dict] = None,
+                     out=sys.stdout) -> int:
+    """One run of the campaign job on ``campaign``'s partition: the ``selection`` of asset keys, with the brief
+    snapshot ``brief_sha256`` pinned."""
     from dagster import DagsterInstance, execute_job, reconstructable
 
-    from adchain_assets.chains import campaigns, run_selection
+    from adchain_assets.chains import campaigns
+    from adchain_assets.ledger import Ledger
     from adchain_assets.settings import Settings
+    from adchain_assets.snapshots import BRIEF_TAG
     from adchain_assets.storage import CampaignFiles
 
     instance = DagsterInstance.get()
     if not instance.has_dynamic_partition(campaigns.name, campaign):
         instance.add_dynamic_partitions(campaigns.name, [campaign])
+    settings = Settings.from_env()
+    ledger = Ledger(settings.storage_url)
+    before = ledger.spend(campaign)
     started = time.perf_counter()
     with campaign_exclusive(instance, campaign):
         result = execute_job(
             reconstructable(campaign_job),
             instance=instance,
-            tags={"dagster/partition": campaign, CLI_TAG: "cli"},
+            tags={"dagster/partition": campaign, CLI_TAG: "cli", BRIEF_TAG: brief_sha256},
             run_config={**QUIET, **(run_config or {})},
-            asset_selection=run_selection(slots),
+            asset_selection=list(selection),
         )
     if not result.success:
         for line in _failures(result) or [f"run {result.run_id} failed"]:
             print(f"{campaign}: {line}", file=sys.stderr)
         return EXIT_FAILED
-    files = CampaignFiles(base_path=Settings.from_env().data_dir)
-    made = [image for image in (files.read_image(campaign, slot) for slot in slots) if image is not None]
-    paid = sum(float(image.provenance["cost_usd"]) for image in made)
-    hits = sum(1 for image in made if image.provenance["cache_hit"])
+    files = CampaignFiles(base_path=settings.storage_url)
+    after = ledger.spend(campaign)
+    made = [key.to_user_string() for key in selection]
     print(
-        f"{campaign}: {len(made)} images ({hits} from the cache) in {time.perf_counter() - started:.1f}s,"
-        f" ${paid:.3f}; storyboard: {files.campaign_dir(campaign) / 'storyboard.png'}",
+        f"{campaign}: {len(made)} outputs made in {time.perf_counter() - started:.1f}s,"
+        f" {after.paid_calls - before.paid_calls} paid calls, ${after.spend_usd - before.spend_usd:.4f};"
+        f" storyboard: {files.output_path(campaign, 'storyboard')}",
         file=out,
     )
     return EXIT_OK
 
 
-def run_campaign(campaign: str, *, out=sys.stdout) -> int:
-    """Register ``campaign`` as a partition and materialize every image of its brief."""
-    from adchain_assets.brief import BriefError
-    from adchain_assets.references import CHAINS, Slot
+def _plan(campaign: str):
+    """The campaign's brief as it is now, and its plan."""
+    from adchain_assets.plan import plan_with
+    from adchain_assets.resources import CampaignBriefs, ImageModel, VideoModel
+    from adchain_assets.settings import Settings
+    from adchain_assets.storage import CampaignFiles
 
+    settings = Settings.from_env()
+    briefs = CampaignBriefs(data_dir=settings.data_dir, max_scenes=settings.max_scenes, storage_url=settings.storage_url)
+    loaded = briefs.load(campaign)
+    files = CampaignFiles(base_path=settings.storage_url)
+    image_model = ImageModel(backend=settings.image_backend, model=settings.image_model)
+    video_model = VideoModel(backend=settings.video_backend, model=settings.video_model)
+    return briefs, loaded, plan_with(loaded, files, image_model, video_model)
+
+
+def run_campaign(campaign: str, *, out=sys.stdout) -> int:
+    """Register ``campaign`` as a partition and make whatever its plan says is missing or out of date."""
+    from adchain_assets.brief import BriefError, campaign_id_problem
+    from adchain_assets.snapshots import pin
+
+    problem = campaign_id_problem(campaign)
+    if problem:
+        print(f"{campaign}: {problem}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     try:
-        _, loaded = _load(campaign)
+        briefs, loaded, plan = _plan(campaign)
     except BriefError as error:
         print(error, file=sys.stderr)
         return EXIT_BAD_INPUT
-    slots = [Slot(chain, k) for k in range(1, len(loaded.brief.scenes) + 1) for chain in CHAINS]
-    return execute_campaign(campaign, slots, out=out)
+    for name, reason in plan.held:
+        print(f"{campaign}: {name} held ({reason}); change its text or ask for a new take", file=sys.stderr)
+    if not plan.outdated:
+        print(f"{campaign}: up to date, nothing to make", file=out)
+        return EXIT_FAILED if plan.held else EXIT_OK
+    sha = pin(loaded, briefs.storage)
+    code = execute_campaign(campaign, plan.asset_selection(), brief_sha256=sha, out=out)
+    return EXIT_FAILED if plan.held and code == EXIT_OK else code
 
 
 def cmd_validate(args) -> int:
@@ -192,15 +225,22 @@ def cmd_regenerate(args) -> int:
         print(f"{args.campaign}: {slot} {USER_IMAGE_IS_FIXED}", file=sys.stderr)
         return EXIT_BAD_INPUT
     images = sorted(s for s in downstream_closure([slot], settings.max_scenes) if s.scene <= scene_count)
-    return execute_campaign(args.campaign, images, run_config=new_take_config(slot))
+    from adchain_assets.chains import run_selection
+    from adchain_assets.snapshots import pin
+
+    sha = pin(loaded, settings.storage_url)
+    return execute_campaign(args.campaign, run_selection(images), brief_sha256=sha, run_config=new_take_config(slot))
 
 
 def cmd_demo(args) -> int:
     """Every brief in ``<data>/briefs``, with the offline preview backend."""
     from adchain_assets.settings import Settings
 
+    # Offline whatever is exported: the demo never calls a paid API.
     os.environ["ADCHAIN_IMAGE_BACKEND"] = "preview"
-    briefs = sorted((Path(Settings.from_env().data_dir) / "briefs").glob("*.yaml"))
+    os.environ["ADCHAIN_VIDEO_BACKEND"] = "preview"
+    folder = Path(Settings.from_env().data_dir) / "briefs"
+    briefs = sorted(p for p in folder.glob("*.y*ml") if p.suffix in (".yaml", ".yml"))
     if not briefs:
         print("no briefs found under data/briefs", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -210,13 +250,40 @@ def cmd_demo(args) -> int:
     return max(codes)
 
 
+def cmd_plan(args) -> int:
+    """What is out of date with the brief, and why; held requests apart."""
+    import json
+
+    from adchain_assets.brief import BriefError, campaign_id_problem
+
+    problem = campaign_id_problem(args.campaign)
+    if problem:
+        print(f"{args.campaign}: {problem}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        _, _, plan = _plan(args.campaign)
+    except BriefError as error:
+        print(error, file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if args.json:
+        print(json.dumps(plan.to_json(), indent=2))
+        return EXIT_OK
+    print(f"{plan.campaign} (brief {plan.brief_sha256[:12]}): {len(plan.outdated)} out of date, {len(plan.held)} held")
+    for name, reason in plan.outdated:
+        print(f"  {name:<20} {reason}")
+    for name, reason in plan.held:
+        print(f"  {name:<20} held: {reason}")
+    return EXIT_OK
+
+
 def cmd_status(args) -> int:
+    import json
+
     from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFilter
 
     from adchain_assets.brief import BriefError, campaign_id_problem
-    from adchain_assets.references import CHAINS, Slot
-    from adchain_assets.report import campaign_spend
-    from adchain_assets.resources import CampaignBriefs
+    from adchain_assets.ledger import Ledger
+    from adchain_assets.outputs import output_names
     from adchain_assets.settings import Settings
     from adchain_assets.storage import CampaignFiles
 
@@ -226,25 +293,41 @@ def cmd_status(args) -> int:
         print(problem, file=sys.stderr)
         return EXIT_BAD_INPUT
     settings = Settings.from_env()
-    files = CampaignFiles(base_path=settings.data_dir)
+    files = CampaignFiles(base_path=settings.storage_url)
+    spend = Ledger(settings.storage_url).spend(campaign)
+    failed: dict[str, str] = {}
     try:
-        scene_count = len(CampaignBriefs(data_dir=settings.data_dir, max_scenes=settings.max_scenes).load(campaign).brief.scenes)
+        _, loaded, plan = _plan(campaign)
+        names = output_names(len(loaded.brief.scenes))
+        failed = {n: r for n, r in plan.held + plan.outdated if r.startswith(("final failure", "last attempt failed"))}
+        brief_note = None
     except BriefError as error:
-        print(f"brief: {error}")
-        scene_count = settings.max_scenes
-    total = 0.0
-    print(f"{'image':<20}{'take':>5}  {'backend':<9}{'cost':>9}  cached  created")
-    for k in range(1, scene_count + 1):
-        for chain in CHAINS:
-            slot = Slot(chain, k)
-            image = files.read_image(campaign, slot)
-            if image is None:
-                print(f"{slot.key:<20}{'-':>5}  not materialized")
-                continue
-            record = image.provenance
-            total += float(record["cost_usd"])
-            cached = "yes" if record.get("cache_hit") else "no"
-            print(f"{slot.key:<20}{record['take']:>5}  {record['backend']:<9}${float(record['cost_usd']):>8.4f}  {cached:<6}  {record['created_at']}")
+        names = output_names(settings.max_scenes)
+        brief_note = str(error)
+    outputs = {}
+    for name in names:
+        record = files.read_provenance(campaign, name)
+        if record is None:
+            outputs[name] = {"state": "failed" if name in failed else "missing", **({"reason": failed[name]} if name in failed else {})}
+            continue
+        outputs[name] = {
+            "state": "made", "take": int(record.get("take", 0)), "sha256": record.get("sha256"),
+            "brief_sha256": record.get("brief_sha256"), "cache_hit": bool(record.get("cache_hit", False)),
+        }
+    if args.json:
+        print(json.dumps({
+            "campaign": campaign, "spend_usd": spend.spend_usd, "paid_calls": spend.paid_calls,
+            "unpriced_calls": spend.unpriced_calls, "outputs": outputs,
+        }, indent=2))
+        return EXIT_OK
+    if brief_note:
+        print(f"brief: {brief_note}")
+    print(f"{'output':<20}{'state':<9}{'take':>5}  cached  sha256")
+    for name, info in outputs.items():
+        if info["state"] != "made":
+            print(f"{name:<20}{info['state']:<9}{'-':>5}  {info.get('reason', '')}")
+            continue
+        print(f"{name:<20}{'made':<9}{info['take']:>5}  {'yes' if info['cache_hit'] else 'no':<6}  {str(info['sha256'])[:12]}")
     instance = DagsterInstance.get()
     runs = instance.get_runs(RunsFilter(tags={"dagster/partition": campaign}), limit=1)
     if runs and runs[0].status == DagsterRunStatus.FAILURE:
@@ -253,7 +336,9 @@ def cmd_status(args) -> int:
             print("  " + failure_line(record.dagster_event.step_key, record.dagster_event.step_failure_data.error))
     elif runs:
         print(f"last run {runs[0].run_id}: {runs[0].status.value}")
-    print(f"cost of these images: ${total:.4f}; spent on this campaign so far, every take and run: ${campaign_spend(instance, campaign, scene_count):.4f}")
+    unpriced = f" ({spend.unpriced_calls} calls of models without a known price not counted)" if spend.unpriced_calls else ""
+    print(f"spent on this campaign so far (the ledger: every call, take and run): ${spend.spend_usd:.4f}"
+          f" over {spend.paid_calls} paid calls{unpriced}")
     return EXIT_OK
 
 
@@ -263,12 +348,17 @@ def build_parser() -> argparse.ArgumentParser:
     validate = commands.add_parser("validate", help="check brief files; exit 2 naming every problem")
     validate.add_argument("briefs", nargs="+", metavar="BRIEF.yaml")
     validate.set_defaults(handler=cmd_validate)
-    materialize = commands.add_parser("materialize", help="make every image of a campaign")
+    materialize = commands.add_parser("materialize", help="make whatever of a campaign is missing or out of date")
     materialize.add_argument("campaign")
     materialize.set_defaults(handler=cmd_materialize)
     status = commands.add_parser("status", help="what is made, what failed, cost so far")
     status.add_argument("campaign")
+    status.add_argument("--json", action="store_true", help="machine-readable (see the CONTRACT)")
     status.set_defaults(handler=cmd_status)
+    plan = commands.add_parser("plan", help="what is out of date with the brief, and why")
+    plan.add_argument("campaign")
+    plan.add_argument("--json", action="store_true")
+    plan.set_defaults(handler=cmd_plan)
     regenerate = commands.add_parser("regenerate", help="a new take of one image, then its downstream images")
     regenerate.add_argument("campaign")
     regenerate.add_argument("--scene", type=int, required=True, metavar="K")

@@ -24,19 +24,19 @@ from dagster import (
 )
 from PIL import Image
 
+from adchain_assets.brief import BriefError
 from adchain_assets.cache import GenerationCache
-from adchain_assets.chains import STEP_RETRY, campaigns, thumbnail_markdown
-from adchain_assets.prompts import compose_clip_prompt
-from adchain_assets.report import campaign_spend
+from adchain_assets.chains import STEP_RETRY, campaigns, held_call, thumbnail_markdown
+from adchain_assets.ledger import CallMeter, Ledger
+from adchain_assets.outputs import AD, AD_CROSSFADE_S, Parent, build_request, clip_output, parents_of
 from adchain_assets.resources import CampaignBriefs, VideoModel
-from adchain_assets.storage import CampaignFiles, StoredImage, sha256, write_atomically
+from adchain_assets.storage import CampaignFiles, sha256
 from adchain_assets.video.ad import assemble_ad
-from adchain_assets.video.base import VideoGenerationError, VideoRequest, read_frames
+from adchain_assets.video.base import VideoGenerationError, VideoRequest, probe, read_frames
 
 CLIP_CODE_VERSION = "1"
 VIDEO_POOL = "video_model"
 AD_KEY = AssetKey("ad")
-AD_CROSSFADE_S = 0.5
 
 
 def clip_key(scene: int) -> AssetKey:
@@ -55,17 +55,37 @@ def _png(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def _write_with_provenance(files: CampaignFiles, campaign: str, name: str, mp4: bytes, provenance: dict) -> str:
-    path = files.campaign_dir(campaign) / f"{name}.mp4"
-    write_atomically(path.with_suffix(".json"), json.dumps(provenance, indent=2).encode() + b"\n")
-    write_atomically(path, mp4)
-    return str(path)
+def load_parents(files: CampaignFiles, campaign: str, output: str, loaded, *, required: bool = True) -> dict:
+    """The stored parents of ``output`` (verified), as {name: StoredImage}; a missing one fails the step when
+    ``required``."""
+    found = {}
+    for name in parents_of(output, loaded):
+        stored = files.read_output(campaign, name)
+        if stored is None:
+            if required:
+                raise Failure(description=f"{output}: {name} is not made yet; materialize it first", allow_retries=False)
+            continue
+        found[name] = stored
+    return found
+
+
+def as_parents(stored: dict) -> dict:
+    return {name: Parent(name, image.provenance) for name, image in stored.items()}
+
+
+def pinned(context: AssetExecutionContext, briefs: CampaignBriefs, output: str):
+    try:
+        return briefs.for_run(context.partition_key, context.run.run_id, context.run.tags)
+    except BriefError as error:
+        raise Failure(description=f"{output}: {error}", allow_retries=False) from error
 
 
 def clip_asset(scene: int):
+    output = clip_output(scene)
+
     @asset(
         key=clip_key(scene),
-        ins={"start": AssetIn(key=AssetKey(["start", f"scene_{scene}"])), "end": AssetIn(key=AssetKey(["end", f"scene_{scene}"]))},
+        deps=[AssetKey(["start", f"scene_{scene}"]), AssetKey(["end", f"scene_{scene}"])],
         partitions_def=campaigns,
         group_name="clips",
         output_required=False,
@@ -81,15 +101,17 @@ def clip_asset(scene: int):
         video_model: VideoModel,
         cache: GenerationCache,
         files: CampaignFiles,
-        start: StoredImage,
-        end: StoredImage,
     ):
         campaign = context.partition_key
-        brief = briefs.load(campaign).brief
+        loaded = pinned(context, briefs, output)
+        brief = loaded.brief
         if scene > len(brief.scenes):
             return
-        request = VideoRequest(
-            prompt=compose_clip_prompt(brief, scene),
+        frames = load_parents(files, campaign, output, loaded)
+        request = build_request(output, loaded, as_parents(frames), video_maker=video_model.maker())
+        start, end = frames[f"start/scene_{scene}"], frames[f"end/scene_{scene}"]
+        video_request = VideoRequest(
+            prompt=request.material["prompt"],
             start_png=start.png,
             end_png=end.png,
             aspect_ratio=brief.aspect_ratio,
@@ -97,39 +119,45 @@ def clip_asset(scene: int):
             resolution=brief.video.resolution,
             audio=brief.video.audio,
         )
-        key = f"clip/scene_{scene}"
+        ledger = Ledger(files.base_path)
+        refused = held_call(ledger, campaign, output, request)
+        if refused is not None:
+            raise Failure(description=f"{output}: held: this exact request was refused ({refused.outcome});"
+                          " change the scene or its frames", allow_retries=False)
+        meter = CallMeter(ledger, campaign, output, request.fingerprint, context.run.run_id)
         try:
-            generation = cache.generate_video(video_model.generator(), request)
+            generation = cache.generate_video(video_model.generator(), video_request, key=request.fingerprint, meter=meter)
         except VideoGenerationError as error:
-            raise Failure(description=f"{key}: {error}", metadata={"reason": error.reason}, allow_retries=False) from error
+            raise Failure(description=f"{output}: {error}", metadata={"reason": error.reason}, allow_retries=False) from error
         except ValueError as error:  # a backend that cannot serve this brief, e.g. no key or an aspect ratio
-            raise Failure(description=f"{key}: {error}", allow_retries=False) from error
+            raise Failure(description=f"{output}: {error}", allow_retries=False) from error
         video = generation.video
         provenance = {
-            "campaign": campaign, "asset": key, "scene": scene,
-            "backend": video.backend, "model": video.model, "prompt": request.prompt,
-            "inputs": [{"asset": f"start/scene_{scene}", "sha256": start.sha256}, {"asset": f"end/scene_{scene}", "sha256": end.sha256}],
-            "sha256": sha256(video.mp4), "width": video.width, "height": video.height,
-            "duration_s": round(video.duration_s, 3), "requested_duration_s": request.duration_s,
+            "campaign": campaign, "asset": output, "scene": scene,
+            "backend": video.backend, "model": video.model, "prompt": video_request.prompt,
+            "inputs": [{"asset": name, "sha256": frame.sha256} for name, frame in frames.items()],
+            "width": video.width, "height": video.height,
+            "duration_s": round(video.duration_s, 3), "requested_duration_s": video_request.duration_s,
             "frame_count": video.frame_count, "fps": video.fps, "cache_hit": generation.cache_hit,
             "latency_s": round(video.latency_s, 4), "cost_usd": round(video.cost_usd, 6),
+            "request_sha256": request.fingerprint, "brief_sha256": loaded.sha256,
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
-        path = _write_with_provenance(files, campaign, f"clip/scene_{scene}", video.mp4, provenance)
+        path = files.write_output(campaign, output, video.mp4, provenance)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", BetaWarning)
             yield MaterializeResult(
                 metadata={
-                    "poster": MetadataValue.md(thumbnail_markdown(_png(poster(video.mp4)), key)),
+                    "poster": MetadataValue.md(thumbnail_markdown(_png(poster(video.mp4)), output)),
                     "duration_s": MetadataValue.float(provenance["duration_s"]),
                     "size": MetadataValue.text(f"{video.width}x{video.height}"),
                     "backend": MetadataValue.text(video.backend),
                     "model": MetadataValue.text(video.model),
                     "cost_usd": MetadataValue.float(provenance["cost_usd"]),
                     "cache_hit": MetadataValue.bool(generation.cache_hit),
-                    "path": MetadataValue.path(path),
+                    "path": MetadataValue.path(str(path)),
                 },
-                data_version=DataVersion(provenance["sha256"]),
+                data_version=DataVersion(sha256(video.mp4)),
             )
 
     return _clip
@@ -152,39 +180,43 @@ def build_ad_asset(max_scenes: int):
         kinds={"video"},
         description="The campaign's ad: every scene's clip in order, with a short cross-fade between scenes.",
     )
-    def ad(context: AssetExecutionContext, briefs: CampaignBriefs, files: CampaignFiles) -> MaterializeResult:
+    def ad(context: AssetExecutionContext, briefs: CampaignBriefs, files: CampaignFiles,
+           cache: GenerationCache) -> MaterializeResult:
         campaign = context.partition_key
-        brief = briefs.load(campaign).brief
-        clips, inputs = [], []
-        for scene in range(1, len(brief.scenes) + 1):
-            path = files.campaign_dir(campaign) / "clip" / f"scene_{scene}.mp4"
-            if not path.exists():
-                raise Failure(description=f"ad: clip/scene_{scene} is not made yet; materialize it first")
-            mp4 = path.read_bytes()
-            record = json.loads(path.with_suffix(".json").read_text())
-            if record.get("sha256") != sha256(mp4):
-                raise Failure(description=f"ad: clip/scene_{scene} does not match its provenance; materialize it again")
-            clips.append(mp4)
-            inputs.append({"asset": f"clip/scene_{scene}", "sha256": record["sha256"]})
-        mp4, info = assemble_ad(clips, crossfade_s=AD_CROSSFADE_S, title=brief.title or None)
+        loaded = pinned(context, briefs, AD)
+        brief = loaded.brief
+        stored = load_parents(files, campaign, AD, loaded)
+        request = build_request(AD, loaded, as_parents(stored))
+        clips = [clip.png for clip in stored.values()]
+        made = {}
+
+        def assemble() -> bytes:
+            mp4, made["info"] = assemble_ad(clips, crossfade_s=AD_CROSSFADE_S, title=brief.title or None)
+            return mp4
+
+        mp4, reused = cache.remember(request.fingerprint, "ad.mp4", assemble)
+        info = made.get("info") or probe(mp4)
+        spend = Ledger(files.base_path).spend(campaign)
         provenance = {
-            "campaign": campaign, "asset": "ad", "clips": inputs, "sha256": sha256(mp4),
+            "campaign": campaign, "asset": AD,
+            "clips": [{"asset": name, "sha256": clip.sha256} for name, clip in stored.items()],
             "width": info.width, "height": info.height, "duration_s": round(info.duration_s, 3),
-            "frame_count": info.frame_count, "fps": info.fps, "crossfade_s": info.crossfade_s,
-            "title": brief.title, "title_s": info.title_s,
-            "campaign_cost_usd": round(campaign_spend(context.instance, campaign, len(brief.scenes)), 6),
+            "frame_count": info.frame_count, "fps": info.fps, "crossfade_s": AD_CROSSFADE_S,
+            "title": brief.title, "cache_hit": reused,
+            "campaign_cost_usd": spend.spend_usd,
+            "request_sha256": request.fingerprint, "brief_sha256": loaded.sha256,
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
-        path = _write_with_provenance(files, campaign, "ad", mp4, provenance)
+        path = files.write_output(campaign, AD, mp4, provenance)
         return MaterializeResult(
             metadata={
                 "posters": MetadataValue.md(thumbnail_markdown(poster_strip(clips), f"ad of {campaign}", max_px=256)),
                 "duration_s": MetadataValue.float(provenance["duration_s"]),
                 "clips": MetadataValue.int(len(clips)),
-                "campaign_cost_usd": MetadataValue.float(provenance["campaign_cost_usd"]),
-                "path": MetadataValue.path(path),
+                "campaign_cost_usd": MetadataValue.float(spend.spend_usd),
+                "path": MetadataValue.path(str(path)),
             },
-            data_version=DataVersion(provenance["sha256"]),
+            data_version=DataVersion(sha256(mp4)),
         )
 
     return ad

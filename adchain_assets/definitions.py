@@ -15,7 +15,7 @@ from adchain_assets.resources import CampaignBriefs, ImageModel, VideoModel
 from adchain_assets.sensors import build_brief_sensor
 from adchain_assets.settings import Settings
 from adchain_assets.storage import CampaignFiles, CampaignImageStorage
-from adchain_assets.storyboard import build_storyboard_asset
+from adchain_assets.storyboard import build_report_asset, build_storyboard_asset
 
 CAMPAIGN_JOB = "campaign"
 
@@ -46,19 +46,20 @@ campaign_job = define_asset_job(CAMPAIGN_JOB, selection=AssetSelection.all())
 
 
 def build_definitions(settings: Settings) -> Definitions:
-    files = CampaignFiles(base_path=settings.data_dir)
+    files = CampaignFiles(base_path=settings.storage_url)
     return Definitions(
         assets=[
             *build_image_assets(settings.max_scenes),
             build_storyboard_asset(settings.max_scenes),
+            build_report_asset(settings.max_scenes),
             *build_clip_assets(settings.max_scenes),
         ],
         jobs=[campaign_job],
         sensors=[build_brief_sensor(campaign_job)],
         resources={
-            "briefs": CampaignBriefs(data_dir=settings.data_dir, max_scenes=settings.max_scenes),
+            "briefs": CampaignBriefs(data_dir=settings.data_dir, max_scenes=settings.max_scenes, storage_url=settings.storage_url),
             "files": files,
-            "cache": GenerationCache(root=str(Path(settings.data_dir) / "cache")),
+            "cache": GenerationCache(root=str(Path(settings.storage_url) / "cache")),
             "image_storage": CampaignImageStorage(files=files),
             "image_model": ImageModel(
                 backend=settings.image_backend,

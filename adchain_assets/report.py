@@ -3,33 +3,15 @@
 from typing import Any, Mapping
 
 import pandas as pd
-from dagster import AssetKey, AssetRecordsFilter, DagsterInstance
-
-from adchain_assets.references import CHAINS, Slot
-
-
-def campaign_spend(instance: DagsterInstance, campaign: str, scene_count: int) -> float:
-    """Every model call ever paid for ``campaign``: all takes and runs of its images and clips."""
-    keys = [AssetKey(Slot(chain, k).key_path) for chain in CHAINS for k in range(1, scene_count + 1)]
-    keys += [AssetKey(["clip", f"scene_{k}"]) for k in range(1, scene_count + 1)]
-    total = 0.0
-    for key in keys:
-        records = instance.fetch_materializations(
-            AssetRecordsFilter(asset_key=key, asset_partitions=[campaign]), limit=10_000
-        ).records
-        for record in records:
-            cost = record.asset_materialization.metadata.get("cost_usd")
-            total += float(cost.value) if cost is not None else 0.0
-    return total
 
 
 def report_rows(images: dict[str, Mapping[str, Any]]) -> pd.DataFrame:
-    """One row per image (``{"reference/scene_1": provenance, ...}``): what it cost and how consistent it is."""
+    """One row per output (``{"reference/scene_1": provenance, ...}``): what it cost and how consistent it is."""
     rows = []
     for key, record in images.items():
         row = {
             "image": key,
-            "take": record["take"],
+            "take": record.get("take", 0),
             "backend": record["backend"],
             "model": record["model"],
             "cost_usd": record["cost_usd"],

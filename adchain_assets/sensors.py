@@ -1,136 +1,106 @@
-"""``brief_sensor``: new briefs start themselves, an edit re-runs exactly the images it touches.
+"""``brief_sensor``: every tick brings each campaign in line with its brief file, from what is stored.
 
-The cursor remembers, per brief file, its size and modification time (so a tick reads only files that
-changed), its sha256 (so a version is never launched twice: it is the run key) and the fingerprint of every
-image's request (so an edit is diffed image by image). A bad brief is reported with the same lines
-``adchain validate`` prints and never holds the others up; a deleted brief deletes nothing.
+For each brief in ``<data>/briefs/`` the tick computes the campaign's plan (:mod:`adchain_assets.plan`): what is
+missing or out of date, and why. A campaign with work and no run queued or in progress gets one run of exactly
+that work, its brief pinned (:mod:`adchain_assets.snapshots`) and its sha256 in the run's tags. Nothing is
+remembered between ticks: the run key names the work (the outputs and their stored fingerprints), so the same work
+is never requested twice, and any change (an edit, an undo, a failed or cancelled run) makes new work. A bad brief
+is reported with the lines ``adchain validate`` prints and never holds the others up; a deleted brief deletes
+nothing. Held requests (a final refusal) are reported, not re-asked.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from dagster import (
-    DefaultSensorStatus,
-    RunRequest,
-    SensorEvaluationContext,
-    SensorResult,
-    SkipReason,
-    sensor,
-)
+import dagster as dg
 
-from adchain_assets.brief import BriefError, load_brief
-from adchain_assets.changes import affected_images, image_fingerprints
-from adchain_assets.chains import campaigns, run_selection
-from adchain_assets.references import Slot
-from adchain_assets.resources import CampaignBriefs
+from adchain_assets.brief import BriefError, campaign_id_problem
+from adchain_assets.chains import campaigns
+from adchain_assets.plan import Plan, busy_campaigns, plan_with
+from adchain_assets.resources import CampaignBriefs, ImageModel, VideoModel
+from adchain_assets.snapshots import BRIEF_TAG, pin
+from adchain_assets.storage import CampaignFiles
 
 
-@dataclass(frozen=True)
-class CampaignRun:
-    campaign: str
-    brief_sha256: str
-    images: list[Slot]
+def brief_files(briefs: CampaignBriefs) -> list:
+    folder = briefs.briefs_dir
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file() and not p.name.startswith("."))
 
 
 @dataclass
-class TickPlan:
-    runs: list[CampaignRun] = field(default_factory=list)
+class Tick:
+    runs: list[dg.RunRequest] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    cursor: dict = field(default_factory=dict)
+    campaigns: list[str] = field(default_factory=list)
 
 
-def brief_files(briefs_dir: Path) -> list[Path]:
-    return sorted(p for p in briefs_dir.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
-
-
-def plan_tick(briefs_dir: Path, cursor: dict, max_scenes: int) -> TickPlan:
-    """What one tick should do, given the cursor of the previous one. Pure apart from reading briefs."""
-    plan = TickPlan()
-    seen = set()
-    for path in brief_files(briefs_dir) if briefs_dir.is_dir() else []:
+def plan_tick(briefs: CampaignBriefs, files: CampaignFiles, image_model: ImageModel, video_model: VideoModel,
+              busy: dict[str, str]) -> Tick:
+    """What one tick requests, given the campaigns busy with a run. Reads briefs and stored outputs only."""
+    tick = Tick()
+    for path in brief_files(briefs):
         campaign = path.stem
-        seen.add(campaign)
-        stat = path.stat()
-        previous = cursor.get(campaign, {})
-        state = {**previous, "mtime_ns": stat.st_mtime_ns, "size": stat.st_size}
-        plan.cursor[campaign] = state
-        if previous.get("mtime_ns") == stat.st_mtime_ns and previous.get("size") == stat.st_size:
-            plan.problems += previous.get("problems", [])  # unchanged and still bad: keep saying so
+        problem = campaign_id_problem(campaign)
+        if problem:
+            tick.problems.append(f"{path}: {problem}")
             continue
-        sha = hashlib.sha256(path.read_bytes()).hexdigest()
-        if sha == previous.get("sha256"):
-            plan.problems += previous.get("problems", [])
+        if path.suffix == ".yml" and (path.with_suffix(".yaml")).exists():
+            tick.problems.append(f"{path}: {campaign}.yaml is there too; one brief per campaign (this one is ignored)")
             continue
-        state["sha256"] = sha
         try:
-            loaded = load_brief(path, max_scenes=max_scenes)
+            loaded = briefs.load(campaign)
         except BriefError as error:
-            state["problems"] = [str(problem) for problem in error.problems]
-            plan.problems += state["problems"]
+            tick.problems += [str(p) for p in error.problems]
             continue
-        state.pop("problems", None)
-        fingerprints = image_fingerprints(loaded)
-        before = previous.get("fingerprints")
-        state["fingerprints"] = fingerprints
-        images = affected_images(before or {}, fingerprints, max_scenes)
-        if before is None:
-            plan.notes.append(f"{path.name}: new campaign {campaign!r}, {len(images)} images requested")
-        elif images:
-            plan.notes.append(f"{path.name}: edited; {len(images)} images requested: {', '.join(map(str, images))}")
-        else:
-            plan.notes.append(f"{path.name}: edited, but no image's request changed; nothing to run")
-        if images:
-            plan.runs.append(CampaignRun(campaign, sha, images))
-    for campaign in sorted(set(cursor) - seen):
-        plan.notes.append(
-            f"{campaign}.yaml was deleted; nothing was deleted: its images stay in campaigns/{campaign}/"
-        )
-    return plan
+        tick.campaigns.append(campaign)
+        plan: Plan = plan_with(loaded, files, image_model, video_model)
+        for name, reason in plan.held:
+            tick.notes.append(f"{campaign}: {name} held ({reason})")
+        if not plan.outdated:
+            continue
+        if campaign in busy:
+            tick.notes.append(f"{campaign}: {len(plan.outdated)} outputs out of date; waiting for run {busy[campaign]}")
+            continue
+        sha = pin(loaded, briefs.storage)
+        reasons = ", ".join(f"{name} ({reason})" for name, reason in plan.outdated[:6])
+        more = f" and {len(plan.outdated) - 6} more" if len(plan.outdated) > 6 else ""
+        tick.notes.append(f"{campaign}: requesting {len(plan.outdated)} outputs: {reasons}{more}")
+        tick.runs.append(dg.RunRequest(
+            run_key=plan.run_key(),
+            partition_key=campaign,
+            asset_selection=plan.asset_selection(),
+            tags={BRIEF_TAG: sha},
+        ))
+    return tick
 
 
 def build_brief_sensor(job):
-    @sensor(
+    @dg.sensor(
         name="brief_sensor",
         job=job,
         minimum_interval_seconds=15,
-        default_status=DefaultSensorStatus.RUNNING,
-        description="Watches <data>/briefs/: new briefs start, edits re-run only the images they touch.",
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Watches <data>/briefs/: runs what is missing or out of date with each brief, from what is stored.",
     )
-    def brief_sensor(context: SensorEvaluationContext, briefs: CampaignBriefs):
-        cursor = json.loads(context.cursor) if context.cursor else {}
-        plan = plan_tick(briefs.briefs_dir, cursor, briefs.max_scenes)
-        for line in plan.problems:
+    def brief_sensor(context: dg.SensorEvaluationContext, briefs: CampaignBriefs, files: CampaignFiles,
+                     image_model: ImageModel, video_model: VideoModel):
+        tick = plan_tick(briefs, files, image_model, video_model, busy_campaigns(context.instance))
+        for line in tick.problems:
             context.log.error(line)
-        for line in plan.notes:
+        for line in tick.notes:
             context.log.info(line)
-        new_partitions = sorted(
-            {run.campaign for run in plan.runs} - set(context.instance.get_dynamic_partitions(campaigns.name))
-        )
+        known = set(context.instance.get_dynamic_partitions(campaigns.name))
+        new_partitions = sorted({run.partition_key for run in tick.runs} - known)
         partition_requests = [campaigns.build_add_request(new_partitions)] if new_partitions else []
-        next_cursor = json.dumps(plan.cursor, sort_keys=True)
-        if not plan.runs:
-            return SensorResult(
-                skip_reason=SkipReason("\n".join(plan.problems + plan.notes) or "no brief changed"),
-                cursor=next_cursor,
+        if not tick.runs:
+            return dg.SensorResult(
+                skip_reason=dg.SkipReason("\n".join(tick.problems + tick.notes) or "every campaign is up to date"),
                 dynamic_partitions_requests=partition_requests,
             )
-        return SensorResult(
-            run_requests=[
-                RunRequest(
-                    run_key=f"{run.campaign}@{run.brief_sha256[:16]}",
-                    partition_key=run.campaign,
-                    asset_selection=run_selection(run.images),
-                    tags={"adchain/brief_sha256": run.brief_sha256},
-                )
-                for run in plan.runs
-            ],
-            cursor=next_cursor,
-            dynamic_partitions_requests=partition_requests,
-        )
+        return dg.SensorResult(run_requests=tick.runs, dynamic_partitions_requests=partition_requests)
 
     return brief_sensor

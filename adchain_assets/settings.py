@@ -23,6 +23,12 @@ class Settings:
     max_scenes: int = 8
     video_backend: str = "preview"
     video_model: str = DEFAULT_VIDEO_MODEL
+    storage: str = ""  # ADCHAIN_STORAGE_URL; empty: the data folder
+
+    @property
+    def storage_url(self) -> str:
+        """Where every output, the cache, the ledger and the brief snapshots live (a folder or an fsspec URL)."""
+        return self.storage or self.data_dir
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -46,4 +52,5 @@ class Settings:
             max_scenes=max_scenes,
             video_backend=video_backend,
             video_model=os.getenv("ADCHAIN_VIDEO_MODEL", DEFAULT_VIDEO_MODEL) or DEFAULT_VIDEO_MODEL,
+            storage=os.getenv("ADCHAIN_STORAGE_URL", "").strip(),
         )

@@ -189,7 +189,8 @@ def write_atomically(path: UPath, data: bytes) -> None:
 
 
 def write_image(path: UPath, image: StoredImage) -> None:
-    """Write the PNG and its provenance JSON: JSON first, so a PNG never stands without its JSON."""
+    """Write an output's bytes (a PNG, an MP4, a CSV) and its provenance JSON: JSON first, so the data never
+    stands without its JSON. Every output of a campaign is written by this one function."""
     provenance = dict(image.provenance)
     if provenance.get("sha256") != image.sha256:
         raise ProvenanceMismatch(f"provenance for {path} names sha256 {provenance.get('sha256')}")
@@ -313,6 +314,10 @@ def sweep_temporaries(
     return removed
 
 
+# Outputs that are not images named by their slot: their files in the campaign folder.
+OUTPUT_FILES = {"storyboard": "storyboard.png", "ad": "ad.mp4", "report": "report.csv"}
+
+
 class CampaignFiles(ConfigurableResource):
     """The campaign folder tree; ``base_path`` may be a local folder or an ``s3://`` / ``gs://`` URL."""
 
@@ -327,6 +332,49 @@ class CampaignFiles(ConfigurableResource):
 
     def image_path(self, campaign: str, slot: Slot) -> UPath:
         return self.campaign_dir(campaign) / slot.chain / f"scene_{slot.scene}.png"
+
+    def output_path(self, campaign: str, output: str) -> UPath:
+        """Where an output (``reference/scene_1``, ``clip/scene_2``, ``storyboard``, ``ad``, ``report``) lives."""
+        folder = self.campaign_dir(campaign)
+        if output in OUTPUT_FILES:
+            return folder / OUTPUT_FILES[output]
+        if output.startswith("clip/"):
+            return folder / f"{output}.mp4"
+        return folder / f"{output}.png"
+
+    def read_provenance(self, campaign: str, output: str) -> Optional[dict]:
+        """The provenance of a made output, without reading its data: None when the output is not made.
+
+        "Made" means the JSON is readable and a data file of the size it records stands beside it (the JSON is
+        committed first, so a write cut short between the two leaves a JSON whose size does not match)."""
+        path = self.output_path(campaign, output)
+        try:
+            record = json.loads(path.with_suffix(".json").read_text())
+            if not isinstance(record, dict):
+                return None
+            size = record.get("bytes")
+            if size is not None and path.stat().st_size != int(size):
+                return None
+            if size is None and not path.exists():
+                return None
+            return record
+        except (FileNotFoundError, ValueError, TypeError):
+            return None
+
+    def read_output(self, campaign: str, output: str) -> Optional[StoredImage]:
+        """A made output's bytes and provenance (verified by sha256), or None."""
+        try:
+            return read_image(self.output_path(campaign, output))
+        except FileNotFoundError:
+            return None
+        except ProvenanceMismatch as error:
+            logger.warning("%s: %s; treated as not made", output, error)
+            return None
+
+    def write_output(self, campaign: str, output: str, data: bytes, provenance: Mapping[str, Any]) -> UPath:
+        path = self.output_path(campaign, output)
+        write_image(path, StoredImage(data, {**provenance, "sha256": sha256(data), "bytes": len(data)}))
+        return path
 
     def current_take(self, campaign: str, slot: Slot) -> int:
         """The take of the stored image (0 when there is none): a new take is kept by later runs.

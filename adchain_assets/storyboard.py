@@ -9,15 +9,23 @@ image, and an input from them would make Dagster skip the sheet.
 import io
 from typing import Optional
 
-from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+from datetime import datetime, timezone
+
+from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
 from PIL import Image, ImageDraw
 
 from adchain_assets.generators.preview import drawable_text, load_font
 from adchain_assets.chains import STORYBOARD_KEY, campaigns, image_asset_keys, thumbnail_markdown
 from adchain_assets.references import CHAINS, Slot
+from adchain_assets.cache import GenerationCache
+from adchain_assets.clips import as_parents, load_parents, pinned
+from adchain_assets.ledger import Ledger
+from adchain_assets.outputs import REPORT, STORYBOARD, Parent, build_request, parents_of
 from adchain_assets.report import report_rows
 from adchain_assets.resources import CampaignBriefs
-from adchain_assets.storage import CampaignFiles, StoredImage, write_atomically
+from adchain_assets.storage import CampaignFiles, StoredImage
+
+REPORT_KEY = AssetKey(REPORT)
 
 CELL_WIDTH = 240
 MARGIN = 16
@@ -53,9 +61,9 @@ def render_storyboard(title: str, aspect_ratio: str, rows: list[dict[str, Option
                     sheet.paste(picture.convert("RGB").resize((CELL_WIDTH, cell_height)), box[:2])
                 record = image.provenance
                 label += f"  take {record['take']}"
-                detail = f"{record['backend']} | ${float(record['cost_usd']):.3f}"
-                if record.get("cache_hit"):
-                    detail += " | cached"
+                # What made it, not what it cost this time: a sheet of the same images is the same sheet, whether
+                # they came from the model or the cache (costs are in the report).
+                detail = f"{record['backend']} | {record.get('model', '')}"
                 draw.text((left, top + cell_height + 20), detail, fill=INK, font=small)
                 scores = "  ".join(
                     f"{subject} {'-' if score['value'] is None else format(score['value'], '.2f')} {'ok' if score['passed'] else 'X'}"
@@ -77,30 +85,71 @@ def build_storyboard_asset(max_scenes: int):
         kinds={"image"},
         description="One sheet per campaign: every scene's reference image, start frame and end frame.",
     )
-    def storyboard(context: AssetExecutionContext, briefs: CampaignBriefs, files: CampaignFiles) -> MaterializeResult:
+    def storyboard(context: AssetExecutionContext, briefs: CampaignBriefs, files: CampaignFiles,
+                   cache: GenerationCache) -> MaterializeResult:
         campaign = context.partition_key
-        brief = briefs.load(campaign).brief
+        loaded = pinned(context, briefs, STORYBOARD)
+        brief = loaded.brief
+        stored = load_parents(files, campaign, STORYBOARD, loaded, required=False)  # a missing cell is drawn empty
+        request = build_request(STORYBOARD, loaded, as_parents(stored))
         rows = [
-            {chain: files.read_image(campaign, Slot(chain, k)) for chain in CHAINS}
+            {chain: stored.get(Slot(chain, k).key) for chain in CHAINS}
             for k in range(1, len(brief.scenes) + 1)
         ]
-        png = render_storyboard(brief.title, brief.aspect_ratio, rows)
-        path = files.campaign_dir(campaign) / "storyboard.png"
-        write_atomically(path, png)
-        made = [image for row in rows for image in row.values() if image is not None]
-        report = report_rows({f"{i.provenance['chain']}/scene_{i.provenance['scene']}": i.provenance for i in made})
-        report_path = files.campaign_dir(campaign) / "report.csv"
-        write_atomically(report_path, report.to_csv(index=False).encode())
+        png, reused = cache.remember(
+            request.fingerprint, "storyboard.png", lambda: render_storyboard(brief.title, brief.aspect_ratio, rows)
+        )
+        provenance = {
+            "campaign": campaign, "asset": STORYBOARD, "cache_hit": reused,
+            "inputs": [{"asset": name, "sha256": image.sha256} for name, image in stored.items()],
+            "request_sha256": request.fingerprint, "brief_sha256": loaded.sha256,
+            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        path = files.write_output(campaign, STORYBOARD, png, provenance)
         return MaterializeResult(
             metadata={
                 "preview": MetadataValue.md(thumbnail_markdown(png, f"storyboard of {campaign}")),
                 "path": MetadataValue.path(str(path)),
-                "report": MetadataValue.md(report.to_markdown(index=False, floatfmt=".3f")),
-                "report_path": MetadataValue.path(str(report_path)),
-                "images": MetadataValue.int(len(made)),
-                "missing": MetadataValue.int(3 * len(rows) - len(made)),
-                "cost_usd": MetadataValue.float(round(sum(float(i.provenance["cost_usd"]) for i in made), 6)),
+                "images": MetadataValue.int(len(stored)),
+                "missing": MetadataValue.int(3 * len(rows) - len(stored)),
             }
         )
 
     return storyboard
+
+
+def build_report_asset(max_scenes: int):
+    @asset(
+        key=REPORT_KEY,
+        deps=[*image_asset_keys(max_scenes), *[AssetKey(["clip", f"scene_{k}"]) for k in range(1, max_scenes + 1)]],
+        partitions_def=campaigns,
+        group_name="review",
+        kinds={"pandas", "csv"},
+        description="What each image and clip cost and how consistent it is, and the campaign's spend from the ledger.",
+    )
+    def report(context: AssetExecutionContext, briefs: CampaignBriefs, files: CampaignFiles) -> MaterializeResult:
+        campaign = context.partition_key
+        loaded = pinned(context, briefs, REPORT)
+        stored = {name: files.read_provenance(campaign, name) for name in parents_of(REPORT, loaded)}
+        stored = {name: record for name, record in stored.items() if record is not None}
+        spend = Ledger(files.base_path).spend(campaign)
+        request = build_request(REPORT, loaded, {n: Parent(n, r) for n, r in stored.items()}, spend_usd=spend.spend_usd)
+        table = report_rows(stored)
+        provenance = {
+            "campaign": campaign, "asset": REPORT, "spend_usd": spend.spend_usd, "paid_calls": spend.paid_calls,
+            "unpriced_calls": spend.unpriced_calls,
+            "request_sha256": request.fingerprint, "brief_sha256": loaded.sha256,
+            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        path = files.write_output(campaign, REPORT, table.to_csv(index=False).encode(), provenance)
+        return MaterializeResult(
+            metadata={
+                "report": MetadataValue.md(table.to_markdown(index=False, floatfmt=".3f")),
+                "path": MetadataValue.path(str(path)),
+                "spend_usd": MetadataValue.float(spend.spend_usd),
+                "paid_calls": MetadataValue.int(spend.paid_calls),
+                "unpriced_calls": MetadataValue.int(spend.unpriced_calls),
+            }
+        )
+
+    return report

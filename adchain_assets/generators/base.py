@@ -77,5 +77,8 @@ class ImageGenerator(ABC):
     model: str
 
     @abstractmethod
-    def generate(self, request: ImageRequest) -> GeneratedImage:
-        """Return one image for the request, or raise :class:`GenerationError`."""
+    def generate(self, request: ImageRequest, meter=None) -> GeneratedImage:
+        """Return one image for the request, or raise :class:`GenerationError`.
+
+        A generator that calls a paid API calls ``meter`` (a :class:`adchain_assets.ledger.CallMeter`) once per
+        reply, the moment it arrives, so the ledger holds every billed call whatever happens next."""

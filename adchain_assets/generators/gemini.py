@@ -47,7 +47,9 @@ from google import genai
 from google.genai import errors, types
 from PIL import Image
 
+from adchain_assets.catalogue import price, tokens_by_modality
 from adchain_assets.generators.base import GeneratedImage, GenerationError, ImageGenerator, ImageRequest
+from adchain_assets.ledger import Meter
 
 logger = logging.getLogger(__name__)
 
@@ -77,13 +79,7 @@ _MASK_KEYS = _MaskKeys()
 # Logger filters apply to the records of that very logger only; this is the one the SDK's retries log to.
 logging.getLogger("google_genai._api_client").addFilter(_MASK_KEYS)
 
-# USD per million tokens: (input, output). Output includes thinking tokens, which Google bills as output.
-# A 1024x1024 image from gemini-2.5-flash-image is 1,290 output tokens = $0.0387.
-PRICES: dict[str, tuple[float, float]] = {
-    "gemini-2.5-flash-image": (0.30, 30.0),
-    "gemini-2.5-flash-image-preview": (0.30, 30.0),
-    "gemini-3-pro-image-preview": (2.0, 120.0),
-}
+# Prices live in the model catalogue (adchain_assets/catalogue.yaml), by modality: see adchain_assets.catalogue.
 
 # Statuses the SDK retries: request timeout, rate limit, and the server-side faults.
 HTTP_RETRY_STATUSES: tuple[int, ...] = (408, 429, 500, 502, 503, 504)
@@ -217,7 +213,7 @@ class GeminiGenerator(ImageGenerator):
                 self._client = genai.Client(api_key=self._api_key, vertexai=False, http_options=self._http_options())
             return self._client
 
-    def generate(self, request: ImageRequest) -> GeneratedImage:
+    def generate(self, request: ImageRequest, meter: Meter | None = None) -> GeneratedImage:
         parts = [types.Part.from_text(text=request.prompt.text)]
         parts += [types.Part.from_bytes(data=ref.png, mime_type="image/png") for ref in request.references]
         contents = [types.Content(role="user", parts=parts)]
@@ -226,18 +222,25 @@ class GeminiGenerator(ImageGenerator):
             image_config=types.ImageConfig(aspect_ratio=request.aspect_ratio),
             should_return_http_response=True,  # the raw JSON; see the module docstring
         )
-        billed: list[tuple[str, dict[str, int]]] = []  # (model, usage) of every reply that reported usage
+        billed: list[tuple[str, dict]] = []  # (model, tokens by modality) of every reply that reported usage
         started = time.perf_counter()
         for attempt in range(1, self.no_image_attempts + 1):
+            call_started = time.perf_counter()
+            model, tokens = self.model, {}
             try:
                 reply = _parse_reply(self._call(contents, config))
                 model = str(reply.get("modelVersion") or self.model)
                 if reply.get("usageMetadata"):
-                    billed.append((model, _usage(reply)))
+                    tokens = tokens_by_modality(reply["usageMetadata"], output_modality="IMAGE")
+                    billed.append((model, tokens))
                 png = _as_png(_image_bytes(reply))
             except GenerationError as error:
+                final = not (error.retryable and error.reason in RETRYABLE_REASONS)
+                if meter is not None:
+                    meter(backend=self.backend, model=model, kind="image", attempt=attempt, outcome=error.reason,
+                          final=final and not error.retryable, usage=tokens, latency_s=time.perf_counter() - call_started)
                 error.cost_usd, error.usage = self._billing(billed, attempt)
-                if not (error.retryable and error.reason in RETRYABLE_REASONS) or attempt == self.no_image_attempts:
+                if final or attempt == self.no_image_attempts:
                     if attempt > 1:
                         error.args = (f"{error} [after {attempt} calls]",)
                     raise
@@ -248,6 +251,9 @@ class GeminiGenerator(ImageGenerator):
                 )
                 time.sleep(delay)
                 continue
+            if meter is not None:
+                meter(backend=self.backend, model=model, kind="image", attempt=attempt, usage=tokens,
+                      latency_s=time.perf_counter() - call_started)
             cost_usd, usage = self._billing(billed, attempt)
             return GeneratedImage(
                 png=png,
@@ -278,14 +284,18 @@ class GeminiGenerator(ImageGenerator):
             raise error
         raise error from cause
 
-    def _billing(self, billed: list[tuple[str, dict[str, int]]], attempts: int) -> tuple[float, dict[str, int]]:
-        """Cost and usage summed over every billed reply, each at its own model's price; ``attempts`` = calls made."""
+    def _billing(self, billed: list[tuple[str, dict]], attempts: int) -> tuple[float, dict[str, int]]:
+        """Cost (catalogue prices; an unknown price counts 0 here and null in the ledger) and token totals summed
+        over every billed reply; ``attempts`` = calls made."""
         usage = {"prompt_tokens": 0, "output_tokens": 0, "total_tokens": 0}
         cost = 0.0
-        for model, one in billed:
-            for key in usage:
-                usage[key] += one[key]
-            cost += _cost(PRICES.get(model) or PRICES.get(self.model), one)
+        for model, tokens in billed:
+            prompt = sum(tokens["input"].values())
+            output = sum(tokens["output"].values()) + tokens["thinking"]
+            usage["prompt_tokens"] += prompt
+            usage["output_tokens"] += output
+            usage["total_tokens"] += prompt + output
+            cost += price(model, tokens) or price(self.model, tokens) or 0.0
         usage["attempts"] = attempts
         return cost, usage
 
@@ -416,19 +426,3 @@ def _as_png(data: bytes) -> bytes:
     except (OSError, ValueError) as exc:
         message = f"Gemini returned an image that cannot be decoded: {exc}"
         raise GenerationError(message, reason="UNREADABLE_IMAGE", retryable=True) from exc
-
-
-def _usage(reply: dict[str, Any]) -> dict[str, int]:
-    meta = reply.get("usageMetadata") or {}
-    prompt = int(meta.get("promptTokenCount") or 0)
-    output = int(meta.get("candidatesTokenCount") or 0) + int(meta.get("thoughtsTokenCount") or 0)
-    total = int(meta.get("totalTokenCount") or prompt + output)
-    return {"prompt_tokens": prompt, "output_tokens": output, "total_tokens": total}
-
-
-def _cost(price: tuple[float, float] | None, usage: dict[str, int]) -> float:
-    """USD for the call; 0.0 for a model without a price (its usage is still recorded)."""
-    if price is None:
-        return 0.0
-    usd_in, usd_out = price
-    return (usage["prompt_tokens"] * usd_in + usage["output_tokens"] * usd_out) / 1_000_000

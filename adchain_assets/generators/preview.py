@@ -91,7 +91,7 @@ class PreviewGenerator(ImageGenerator):
     backend = "preview"
     model = "preview-storyboard-v1"
 
-    def generate(self, request: ImageRequest) -> GeneratedImage:
+    def generate(self, request: ImageRequest, meter=None) -> GeneratedImage:  # free: nothing to meter
         started = time.perf_counter()
         png = render(request)
         return GeneratedImage(

@@ -81,7 +81,7 @@ class VideoGenerator(ABC):
     model: str
 
     @abstractmethod
-    def generate(self, request: VideoRequest) -> GeneratedVideo:
+    def generate(self, request: VideoRequest, meter=None) -> GeneratedVideo:
         """Return one clip for the request, or raise :class:`VideoGenerationError`."""
 
 

@@ -103,7 +103,7 @@ class VeoVideoGenerator(VideoGenerator):
                 self._client = genai.Client(api_key=self._api_key, vertexai=False, http_options=options)
             return self._client
 
-    def generate(self, request: VideoRequest) -> GeneratedVideo:
+    def generate(self, request: VideoRequest, meter=None) -> GeneratedVideo:
         if request.aspect_ratio not in ASPECT_RATIOS:
             raise ValueError(f"Veo makes {' or '.join(ASPECT_RATIOS)} clips, not {request.aspect_ratio}")
         client = self.client
@@ -124,7 +124,17 @@ class VeoVideoGenerator(VideoGenerator):
             time.sleep(min(self.poll_interval_s, remaining))
             operation = client.operations.get(operation)
 
-        video = _video(operation)
+        seconds = {"seconds": veo_seconds(request.duration_s), "resolution": request.resolution}
+        try:
+            video = _video(operation)
+        except VideoGenerationError as error:
+            if meter is not None:
+                meter(backend=self.backend, model=self.model, kind="video", attempt=1, outcome=error.reason,
+                      final=True, latency_s=time.perf_counter() - started, detail={"operation": operation.name})
+            raise
+        if meter is not None:  # billed per second of video made, from the moment the operation succeeded
+            meter(backend=self.backend, model=self.model, kind="video", attempt=1, usage=seconds,
+                  latency_s=time.perf_counter() - started, detail={"operation": operation.name})
         mp4 = video.video_bytes or client.files.download(file=video)
         try:
             if not request.audio:

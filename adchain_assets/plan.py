@@ -1,0 +1,158 @@
+"""The plan: which outputs of a campaign are out of date with its brief, and why, computed from what is stored.
+
+For every output of the brief, parents first: an output whose parent is out of date waits for it ("parent
+changed"); otherwise its request is built from the brief and the stored parents (:func:`build_request`) and
+compared with the ``request_sha256`` its stored provenance records: no file is "missing", another fingerprint is
+"changed request", and a request whose last call failed says so ("last attempt failed: HTTP_503"). A request the
+model refused for a final reason (a safety block, in the ledger) is *held*, not out of date: it is not asked
+again until its request changes or a new take is asked for, and what needs it waits with it.
+
+Nothing here remembers what an earlier tick asked for: after any sequence of edits, reverts, failed, cancelled
+or killed runs, the plan of the stored outputs and the current brief is the work left. The sensor, ``adchain
+plan`` and ``adchain materialize`` all use :func:`plan_campaign`. It reads provenance JSON and the ledger only,
+never image bytes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import dagster as dg
+
+from adchain_assets.brief import LoadedBrief
+from adchain_assets.ledger import OK, Ledger
+from adchain_assets.outputs import (
+    REPORT,
+    STORYBOARD,
+    Maker,
+    Parent,
+    build_request,
+    kind_of,
+    output_names,
+    parents_of,
+)
+from adchain_assets.references import Slot
+from adchain_assets.storage import CampaignFiles
+
+MISSING, CHANGED, PARENT_CHANGED, FAILED = "missing", "changed request", "parent changed", "last attempt failed"
+TOLERANT = (STORYBOARD, REPORT)  # made from whatever exists: a held image is an empty cell, not a reason to wait
+
+
+@dataclass
+class Plan:
+    campaign: str
+    brief_sha256: str
+    outdated: list[tuple[str, str]] = field(default_factory=list)
+    held: list[tuple[str, str]] = field(default_factory=list)
+    fingerprints: dict[str, str] = field(default_factory=dict)  # stored request_sha256 of each outdated output
+
+    @property
+    def outputs(self) -> list[str]:
+        return [name for name, _ in self.outdated]
+
+    def asset_selection(self) -> list[dg.AssetKey]:
+        return [dg.AssetKey(name.split("/")) for name in self.outputs]
+
+    def run_key(self) -> str:
+        """Names exactly this work: the same plan (same outputs, same stored state) is never requested twice, and
+        any change of the stored outputs or the brief makes a new key (so undoing an edit runs)."""
+        from adchain_assets.outputs import fingerprint
+
+        work = sorted((name, self.fingerprints.get(name, "")) for name in self.outputs)
+        return f"{self.campaign}:{self.brief_sha256[:12]}:{fingerprint({'work': work})[:16]}"
+
+    def to_json(self) -> dict:
+        return {
+            "campaign": self.campaign,
+            "brief_sha256": self.brief_sha256,
+            "outdated": [{"asset": name, "reason": reason} for name, reason in self.outdated],
+            "held": [{"asset": name, "reason": reason} for name, reason in self.held],
+        }
+
+
+def plan_campaign(
+    loaded: LoadedBrief,
+    files: CampaignFiles,
+    ledger: Ledger,
+    *,
+    image_maker: Maker,
+    video_maker: Maker,
+) -> Plan:
+    campaign = loaded.campaign
+    plan = Plan(campaign, loaded.sha256)
+    names = output_names(len(loaded.brief.scenes))
+    stored = {name: files.read_provenance(campaign, name) for name in names}
+    calls = ledger.calls(campaign)
+    last_call = {}
+    for call in calls:  # oldest first: the last one written wins
+        last_call[(call.output, call.request_sha256)] = call
+    spend = ledger.spend(campaign).spend_usd
+    state: dict[str, str] = {}
+    for name in names:
+        parents = parents_of(name, loaded)
+        waiting = [p for p in parents if state.get(p) == "outdated"]
+        held_parents = [p for p in parents if state.get(p) == "held"]
+        record = stored[name]
+        if record is not None:
+            plan.fingerprints[name] = str(record.get("request_sha256", ""))
+        if waiting:
+            state[name] = "outdated"
+            plan.outdated.append((name, f"{PARENT_CHANGED}: {waiting[0]}"))
+            continue
+        if held_parents and name not in TOLERANT:
+            state[name] = "held"
+            plan.held.append((name, f"waits for held {held_parents[0]}"))
+            continue
+        take = _take(files, campaign, name, record)
+        request = build_request(
+            name, loaded, {p: Parent(p, stored[p]) for p in parents if stored[p] is not None},
+            image_maker=image_maker, video_maker=video_maker, take=take, spend_usd=spend,
+        )
+        if record is not None and record.get("request_sha256") == request.fingerprint:
+            state[name] = "ok"
+            continue
+        keys = request.candidate_fingerprints if request.candidates else [request.fingerprint]
+        tried = [last_call[(name, key)] for key in keys if (name, key) in last_call]
+        refused = next((c for c in tried if c.final and c.outcome != OK), None)
+        if refused is not None:
+            state[name] = "held"
+            plan.held.append((name, f"final failure: {refused.outcome}"))
+            continue
+        failed = next((c for c in tried if c.outcome != OK), None)
+        state[name] = "outdated"
+        if failed is not None:
+            plan.outdated.append((name, f"{FAILED}: {failed.outcome}"))
+        else:
+            plan.outdated.append((name, MISSING if record is None else CHANGED))
+    return plan
+
+
+def _take(files: CampaignFiles, campaign: str, name: str, record: Optional[dict]) -> int:
+    if kind_of(name) != "image":
+        return 0
+    if record is not None:
+        return int(record.get("take", 0))
+    return files.current_take(campaign, Slot.parse(name))  # a JSON whose image write was cut short
+
+
+def plan_with(loaded: LoadedBrief, files: CampaignFiles, image_model, video_model) -> Plan:
+    """:func:`plan_campaign` with the makers and ledger of the project's resources."""
+    return plan_campaign(
+        loaded, files, Ledger(files.base_path), image_maker=image_model.maker(), video_maker=video_model.maker()
+    )
+
+
+IN_PROGRESS = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+]
+
+
+def busy_campaigns(instance: dg.DagsterInstance) -> dict[str, str]:
+    """``{campaign: run id}`` of every campaign with a run queued or in progress."""
+    runs = instance.get_runs(dg.RunsFilter(statuses=IN_PROGRESS))
+    return {run.tags["dagster/partition"]: run.run_id for run in runs if "dagster/partition" in run.tags}
