@@ -121,24 +121,9 @@ class Brief(_Strict):
 
     @model_validator(mode="after")
     def _subjects_defined(self) -> "Brief":
-        problems: list[str] = []
-        seen: set[str] = set()
-        for index, subject in enumerate(self.subjects):
-            if subject.id in seen:
-                problems.append(f"subjects[{index}].id: subject {subject.id!r} is defined twice")
-            seen.add(subject.id)
-        for scene_index, scene in enumerate(self.scenes):
-            for subject_index, subject_id in enumerate(scene.subjects):
-                if subject_id not in seen:
-                    defined = ", ".join(sorted(seen)) or "none"
-                    problems.append(
-                        f"scenes[{scene_index}].subjects[{subject_index}]: subject {subject_id!r} is not"
-                        f" defined under subjects (defined: {defined})"
-                    )
-            if len(set(scene.subjects)) != len(scene.subjects):
-                problems.append(f"scenes[{scene_index}].subjects: a subject is named twice")
+        problems = cross_reference_problems(self.model_dump())
         if problems:
-            raise _FieldProblems(problems)
+            raise _FieldProblems([f"{field}: {reason}" for field, reason in problems])
         return self
 
     def subject(self, subject_id: str) -> Subject:
@@ -147,6 +132,58 @@ class Brief(_Strict):
     def scene(self, number: int) -> Scene:
         """Scene by its 1-based number, as in ``scene_<k>``."""
         return self.scenes[number - 1]
+
+
+def cross_reference_problems(data: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Duplicate subject ids and scenes naming undefined or repeated subjects, as (field path, reason).
+
+    Works on the raw YAML mapping as well as on a valid brief: pydantic skips the model validator when any field
+    fails, so :func:`parse_brief` also runs this on the raw data, and a file's every problem is reported in one pass.
+    Parts of the wrong type are skipped here (pydantic reports them).
+    """
+    problems: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    subjects = data.get("subjects")
+    for index, subject in enumerate(subjects if isinstance(subjects, list) else []):
+        subject_id = subject.get("id") if isinstance(subject, Mapping) else None
+        if not isinstance(subject_id, str):
+            continue
+        if subject_id in seen:
+            problems.append((f"subjects[{index}].id", f"subject {subject_id!r} is defined twice"))
+        seen.add(subject_id)
+    scenes = data.get("scenes")
+    for scene_index, scene in enumerate(scenes if isinstance(scenes, list) else []):
+        names = scene.get("subjects") if isinstance(scene, Mapping) else None
+        if not isinstance(names, list):
+            continue
+        for subject_index, subject_id in enumerate(names):
+            if isinstance(subject_id, str) and subject_id not in seen:
+                defined = ", ".join(sorted(seen)) or "none"
+                problems.append((
+                    f"scenes[{scene_index}].subjects[{subject_index}]",
+                    f"subject {subject_id!r} is not defined under subjects (defined: {defined})",
+                ))
+        hashable = [n for n in names if isinstance(n, str)]
+        if len(set(hashable)) != len(hashable):
+            problems.append((f"scenes[{scene_index}].subjects", "a subject is named twice"))
+    return problems
+
+
+def _file_problems(data: Mapping[str, Any], brief_dir: Optional[Path], max_scenes: int) -> list[tuple[str, str]]:
+    """Scene count and the files a brief names, from the raw mapping (so they are checked even when a field fails)."""
+    problems: list[tuple[str, str]] = []
+    scenes = data.get("scenes")
+    if isinstance(scenes, list) and len(scenes) > max_scenes:
+        problems.append(("scenes", f"has {len(scenes)} scenes; at most {max_scenes} (ADCHAIN_MAX_SCENES) are allowed"))
+    if brief_dir is None:  # a pinned snapshot, whose files were checked when it was pinned
+        return problems
+    if isinstance(data.get("reference_image"), str):
+        problems += _path_problems("reference_image", data["reference_image"], brief_dir)
+    subjects = data.get("subjects")
+    for index, subject in enumerate(subjects if isinstance(subjects, list) else []):
+        if isinstance(subject, Mapping) and isinstance(subject.get("photo"), str):
+            problems += _path_problems(f"subjects[{index}].photo", subject["photo"], brief_dir)
+    return problems
 
 
 class _FieldProblems(ValueError):
@@ -278,27 +315,21 @@ def parse_brief(text: str, *, file: str, brief_dir: Optional[Path], max_scenes: 
         raise fail([(where, f"not valid YAML: {problem}")]) from None
     if not isinstance(data, dict):
         raise fail([("", f"a brief is a YAML mapping of keys, got {type(data).__name__}")])
+    problems: list[tuple[str, str]] = []
+    brief: Optional[Brief] = None
     try:
         brief = Brief.model_validate(data)
     except ValidationError as error:
-        problems: list[tuple[str, str]] = []
         for item in error.errors():
             cause = item.get("ctx", {}).get("error")
             if isinstance(cause, _FieldProblems):
                 problems += [tuple(p.split(": ", 1)) for p in cause.problems]  # type: ignore[misc]
             else:
                 problems.append((format_location(item["loc"]), _reason(item)))
-        raise fail(problems) from None
-    problems = []
-    if len(brief.scenes) > max_scenes:
-        problems.append(
-            ("scenes", f"has {len(brief.scenes)} scenes; at most {max_scenes} (ADCHAIN_MAX_SCENES) are allowed")
-        )
-    if brief_dir is not None:  # None: a pinned snapshot, whose files were checked when it was pinned
-        problems += _path_problems("reference_image", brief.reference_image, brief_dir)
-        for index, subject in enumerate(brief.subjects):
-            problems += _path_problems(f"subjects[{index}].photo", subject.photo, brief_dir)
-    if problems:
+        # pydantic skipped the cross-reference checks: run them on the raw mapping, so nothing waits for a second pass
+        problems += [p for p in cross_reference_problems(data) if p not in problems]
+    problems += _file_problems(data, brief_dir, max_scenes)
+    if problems or brief is None:
         raise fail(problems)
     return brief
 
