@@ -30,18 +30,18 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
-def _text(max_chars: int, *, required: bool = True):
+def _text(max_chars: int, *, required: bool = True, description: Optional[str] = None):
     if required:
-        return Field(min_length=1, max_length=max_chars)
-    return Field(default="", max_length=max_chars)
+        return Field(min_length=1, max_length=max_chars, description=description)
+    return Field(default="", max_length=max_chars, description=description)
 
 
 class Look(_Strict):
-    style: str = _text(MAX_TEXT_CHARS, required=False)
-    color_palette: str = _text(MAX_TEXT_CHARS, required=False)
-    lighting: str = _text(MAX_TEXT_CHARS, required=False)
-    composition: str = _text(MAX_TEXT_CHARS, required=False)
-    mood: str = _text(MAX_TEXT_CHARS, required=False)
+    style: str = _text(MAX_TEXT_CHARS, required=False, description="Visual style, e.g. cinematic, shallow depth of field, 35 mm film grain")
+    color_palette: str = _text(MAX_TEXT_CHARS, required=False, description="The campaign's colours, e.g. warm gold, ivory, blush")
+    lighting: str = _text(MAX_TEXT_CHARS, required=False, description="Light, e.g. soft window light at golden hour")
+    composition: str = _text(MAX_TEXT_CHARS, required=False, description="Framing, e.g. subject on the right third")
+    mood: str = _text(MAX_TEXT_CHARS, required=False, description="Mood, e.g. intimate, luminous")
 
     def markers(self) -> list[tuple[str, str]]:
         """The non-empty look fields, in the brief's order, as (label, value)."""
@@ -49,10 +49,14 @@ class Look(_Strict):
 
 
 class Subject(_Strict):
-    id: str = Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")
-    kind: Literal["product", "character"]
-    description: str = _text(MAX_DESCRIPTION_CHARS)
-    photo: Optional[str] = None
+    id: str = Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$", description="Short lower-case name scenes use, e.g. woman, bottle")
+    kind: Literal["product", "character"] = Field(description="character: a person; product: an object")
+    description: str = _text(MAX_DESCRIPTION_CHARS, description=(
+        "Repeated verbatim in every prompt that shows the subject, so specific enough to pin one identity (at least"
+        " 12 words). A character: age, hair colour and style, eye colour, a distinguishing mark (beauty mark, scar,"
+        " freckles, tattoo, glasses), build, outfit. A product: shape, size, material, every colour, label or marking"
+        " (the text on it in quotes)."))
+    photo: Optional[str] = Field(default=None, description="Photo of this subject, relative to the brief's folder")
 
     @field_validator("description")
     @classmethod
@@ -63,12 +67,14 @@ class Subject(_Strict):
 
 
 class Scene(_Strict):
-    subjects: list[str] = Field(default_factory=list)
-    reference: str = _text(MAX_TEXT_CHARS)
-    start: str = _text(MAX_TEXT_CHARS)
-    end: str = _text(MAX_TEXT_CHARS)
-    continuity: str = _text(MAX_TEXT_CHARS, required=False)
-    duration_s: float = Field(default=4.0, ge=MIN_CLIP_S, le=MAX_CLIP_S)
+    subjects: list[str] = Field(default_factory=list, description="Ids of the subjects this scene shows")
+    reference: str = _text(MAX_TEXT_CHARS, description=(
+        "The scene's establishing image: place, action, framing. Name subjects by role (the woman, the bottle);"
+        " never give them another hair, eye or product colour than their description"))
+    start: str = _text(MAX_TEXT_CHARS, description="The scene's first frame (the clip starts here)")
+    end: str = _text(MAX_TEXT_CHARS, description="The scene's last frame (the clip ends here)")
+    continuity: str = _text(MAX_TEXT_CHARS, required=False, description="How this scene follows the previous one")
+    duration_s: float = Field(default=4.0, ge=MIN_CLIP_S, le=MAX_CLIP_S, description="Clip length in seconds")
 
     @field_validator("reference", "start", "end")
     @classmethod
@@ -98,16 +104,17 @@ class Checks(_Strict):
 
 
 class Brief(_Strict):
-    title: str = _text(MAX_TEXT_CHARS, required=False)
-    aspect_ratio: str = "1:1"
-    reference_image: Optional[str] = None
-    reference_mode: Literal["chain", "anchored"] = "chain"
-    look: Look = Field(default_factory=Look)
+    title: str = _text(MAX_TEXT_CHARS, required=False, description="The campaign's title")
+    aspect_ratio: str = Field(default="1:1", description="Image shape: " + " ".join(ASPECT_RATIOS))
+    reference_image: Optional[str] = Field(default=None, description="User image used as is for reference/scene_1")
+    reference_mode: Literal["chain", "anchored"] = Field(default="chain", description=(
+        "chain: each image sees the previous one; anchored: also the first reference image"))
+    look: Look = Field(default_factory=Look, description="Consistency markers added to every prompt")
     video: Video = Field(default_factory=Video)
     checks: Checks = Field(default_factory=Checks)
     takes_per_image: int = Field(default=1, ge=1, le=MAX_TAKES_PER_IMAGE)
-    subjects: list[Subject] = Field(default_factory=list)
-    scenes: list[Scene] = Field(min_length=1)
+    subjects: list[Subject] = Field(default_factory=list, description="The subject bible: every recurring person and product")
+    scenes: list[Scene] = Field(min_length=1, description="The scenes, in order")
 
     @field_validator("aspect_ratio", mode="before")
     @classmethod

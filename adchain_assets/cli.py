@@ -377,6 +377,9 @@ def build_parser() -> argparse.ArgumentParser:
     regenerate.set_defaults(handler=cmd_regenerate)
     demo = commands.add_parser("demo", help="materialize every sample brief offline")
     demo.set_defaults(handler=cmd_demo)
+    from adchain_assets.draft import add_parser as add_draft_parser
+
+    add_draft_parser(commands)
     return parser
 
 

@@ -127,11 +127,11 @@ _PRODUCT_FIXES = {
     "a colour": "rose-gold cap, pale pink liquid",
     "a label or marking": '"AURORA" engraved in thin capitals on the front',
 }
-_CHARACTER_EXAMPLE = (
+CHARACTER_EXAMPLE = (
     "Woman, 32 years old, 5'6\", medium build, shoulder-length wavy chestnut brown hair, emerald green eyes, "
     "light olive skin, small beauty mark near her left eye"
 )
-_PRODUCT_EXAMPLE = (
+PRODUCT_EXAMPLE = (
     'Faceted crystal perfume bottle, 100 ml, rectangular with bevelled edges, polished rose-gold cap, pale pink '
     'liquid, "AURORA" engraved in thin capitals on the front'
 )
@@ -243,9 +243,9 @@ def lint_brief(brief: Brief, *, file: str) -> list[LintWarning]:
         field = f"subjects[{index}].description"
         description = subject.description
         if subject.kind == "character":
-            missing, fixes, example = _missing_for_character(description), _CHARACTER_FIXES, _CHARACTER_EXAMPLE
+            missing, fixes, example = _missing_for_character(description), _CHARACTER_FIXES, CHARACTER_EXAMPLE
         else:
-            missing, fixes, example = _missing_for_product(description), _PRODUCT_FIXES, _PRODUCT_EXAMPLE
+            missing, fixes, example = _missing_for_product(description), _PRODUCT_FIXES, PRODUCT_EXAMPLE
         if missing:
             warnings.append(LintWarning(
                 file, field,

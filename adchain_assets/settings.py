@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 DEFAULT_IMAGE_MODEL = "gemini-2.5-flash-image"
 DEFAULT_VIDEO_MODEL = "veo-3.1-fast-generate-preview"
+DEFAULT_TEXT_MODEL = "gemini-2.5-flash"  # adchain draft's model (ADCHAIN_TEXT_MODEL)
 IMAGE_BACKENDS = ("preview", "gemini")
 VIDEO_BACKENDS = ("preview", "veo")
 
@@ -24,6 +25,7 @@ class Settings:
     video_backend: str = "preview"
     video_model: str = DEFAULT_VIDEO_MODEL
     storage: str = ""  # ADCHAIN_STORAGE_URL; empty: the data folder
+    text_model: str = DEFAULT_TEXT_MODEL
 
     @property
     def storage_url(self) -> str:
@@ -53,4 +55,5 @@ class Settings:
             video_backend=video_backend,
             video_model=os.getenv("ADCHAIN_VIDEO_MODEL", DEFAULT_VIDEO_MODEL) or DEFAULT_VIDEO_MODEL,
             storage=os.getenv("ADCHAIN_STORAGE_URL", "").strip(),
+            text_model=os.getenv("ADCHAIN_TEXT_MODEL", "").strip() or DEFAULT_TEXT_MODEL,
         )
