@@ -65,9 +65,10 @@ _STOP_WORDS = frozenset("a an the on at in of with and for to by from into its h
 class DraftError(Exception):
     """The draft cannot be made; ``exit_code`` says whose fault (2: the input, 1: the model or the network)."""
 
-    def __init__(self, message: str, exit_code: int = EXIT_FAILED):
+    def __init__(self, message: str, exit_code: int = EXIT_FAILED, *, kept: Optional[Path] = None):
         super().__init__(message)
         self.exit_code = exit_code
+        self.kept = kept  # a rejected draft kept for a human (it may name the copied photo)
 
 
 def response_schema(scenes: int, *, aspect_ratio: Optional[str] = None, photo: bool = False) -> dict[str, Any]:
@@ -480,9 +481,10 @@ def draft_brief(idea: str, *, scenes: int, data_dir: Path, storage_url: str, max
     try:
         return _draft(idea, scenes, briefs_dir, storage_url, max_scenes, model, stored_photo, aspect_ratio,
                       chosen, explicit=campaign is not None, log=log)
-    except BaseException:
-        if stored_photo is not None and stored_photo.created:
-            stored_photo.path.unlink(missing_ok=True)  # ours: nothing refers to it
+    except BaseException as error:
+        kept = isinstance(error, DraftError) and error.kept is not None
+        if stored_photo is not None and stored_photo.created and not kept:
+            stored_photo.path.unlink(missing_ok=True)  # ours, and nothing refers to it
         raise
 
 
@@ -520,7 +522,8 @@ def _draft(idea, scenes, briefs_dir, storage_url, max_scenes, model, photo, aspe
         kept = _keep_rejected(briefs_dir.parent, campaign, answer)
         raise DraftError(
             f"{campaign}: the model's second answer is still not a valid brief; it is kept in {kept} (fix it and"
-            " move it into briefs/):\n" + "\n".join(f"{kept}: {line}" for line in answer.problems), EXIT_FAILED)
+            " move it into briefs/):\n" + "\n".join(f"{kept}: {line}" for line in answer.problems), EXIT_FAILED,
+            kept=kept)
     while not _write_new(target, answer.yaml_text):
         if explicit:
             raise DraftError(f"--id {campaign}: {target} appeared while drafting; a draft never overwrites a brief",
@@ -535,11 +538,14 @@ def _keep_rejected(data_dir: Path, campaign: str, answer: Answer) -> Path:
     folder = data_dir / "drafts"
     folder.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    path = folder / f"{campaign}-{stamp}.yaml"
     text = answer.yaml_text or answer.text
     notes = "".join(f"# problem: {line}\n" for line in answer.problems)
-    path.write_text(notes + text, encoding="utf-8")
-    return path
+    number = 1
+    while True:
+        path = folder / f"{campaign}-{stamp}{'' if number == 1 else f'-{number}'}.yaml"
+        if _write_new(path, notes + text):
+            return path
+        number += 1
 
 
 def cmd_draft(args) -> int:

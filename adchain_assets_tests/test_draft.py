@@ -264,3 +264,13 @@ def test_the_text_model_is_a_setting(env, fake_gemini, monkeypatch):
     assert main(["draft", IDEA, "--id", "pro"]) == 0
     assert fake_gemini.requests[0].model == "gemini-2.5-pro"
     assert re.search(r"with gemini-2\.5-pro on ", (env / "briefs" / "pro.yaml").read_text())
+
+
+def test_a_kept_rejected_draft_keeps_the_photo_it_names(env, fake_gemini, tmp_path):
+    shutil.copy(SAMPLE_BRIEFS / "refs" / "muse-portrait.jpg", tmp_path / "me.jpg")
+    bad = answer(scenes=1, colour="red")
+    fake_gemini.reply(json_reply(bad), json_reply(bad))
+    assert main(["draft", IDEA, "--scenes", "1", "--photo", str(tmp_path / "me.jpg"), "--id", "kept"]) == 1
+    [kept] = (env / "drafts").iterdir()
+    assert "reference_image: refs/kept.jpg" in kept.read_text()
+    assert (env / "briefs" / "refs" / "kept.jpg").is_file() and not (env / "briefs" / "kept.yaml").exists()
