@@ -79,7 +79,7 @@ _AGE = re.compile(
     r"|(?:^|,\s*)\d{1,3}\s*(?:,|$))",
     re.IGNORECASE,
 )
-_HAIR = re.compile(r"\b(?:hair|haired|bald|shaved head|shaven head|buzz[\s-]?cut|crew[\s-]?cut|dreadlocks|locs|afro|braids|cornrows)\b", re.IGNORECASE)
+_HAIR = re.compile(r"\b(?:hair|haired|fur|furred|mane|bald|shaved head|shaven head|buzz[\s-]?cut|crew[\s-]?cut|dreadlocks|locs|afro|braids|cornrows)\b", re.IGNORECASE)
 _HAIR_WITHOUT_COLOUR = re.compile(r"\b(?:bald|shaved head|shaven head)\b", re.IGNORECASE)
 _EYES = re.compile(r"\b(?:eyes|eyed|irises)\b", re.IGNORECASE)
 _MARKS = re.compile(
@@ -87,7 +87,7 @@ _MARKS = re.compile(
     r"|piercings?|pierced|nose[\s-]?ring|glasses|spectacles|beard(?:ed)?|moustache|mustache|stubble|goatee"
     r"|gap[\s-]?toothed|gap between (?:his|her|their) (?:front )?teeth|widow'?s peak|cleft chin|heterochromia"
     r"|braces|vitiligo|port[\s-]?wine stain|sideburns|eyebrow slit|hooked nose|aquiline nose|crooked nose"
-    r"|broken nose|missing tooth|gold tooth|earrings?)\b",
+    r"|broken nose|missing tooth|gold tooth|earrings?|patch(?:es)?|spots|spotted|markings|collar)\b",
     re.IGNORECASE,
 )
 _SHAPE = re.compile(
@@ -111,7 +111,7 @@ _LABEL = re.compile(
     re.IGNORECASE,
 )
 # What hair is called, for its colour: "chestnut brown hair", "two blonde braids", "a platinum-haired woman".
-HAIR_NOUNS = r"hair|haired|braids?|curls|ringlets|ponytails?|locks|dreadlocks|locs|afro|mane|cornrows|fringe|bangs"
+HAIR_NOUNS = r"hair|haired|braids?|curls|ringlets|ponytails?|locks|dreadlocks|locs|afro|mane|cornrows|fringe|bangs|fur|furred"
 _WORD = re.compile(r"[\w'’-]+")
 
 # An example of each missing detail, to be appended to the description (the warning shows the whole fixed text).

@@ -91,6 +91,7 @@ def test_a_character_without_each_detail(tmp_path, description, missing):
         ("Man, aged 45, bald, grey stubble, dark brown eyes, scar through his right eyebrow", "bald needs no colour"),
         ("Man in his late forties, salt-and-pepper hair cut short, blue-grey eyes, round tortoiseshell glasses", "decade"),
         ("Girl, 9, two blonde braids, hazel eyes, freckles across her nose, gap between her front teeth", "bare number"),
+        ("Golden retriever, 3 years old, thick golden fur, warm brown eyes, a white star-shaped patch on his chest", "an animal"),
     ],
 )
 def test_other_ways_to_be_specific(description, accepted):
