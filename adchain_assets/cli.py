@@ -186,9 +186,8 @@ def run_campaign(campaign: str, *, out=sys.stdout) -> int:
 
 def cmd_validate(args) -> int:
     from adchain_assets.brief import BriefError, load_brief
-    from adchain_assets.settings import Settings
-
     from adchain_assets.lint import lint_messages
+    from adchain_assets.settings import Settings
 
     settings = Settings.from_env()
     status = EXIT_OK

@@ -106,6 +106,8 @@ def response_schema(scenes: int, *, aspect_ratio: Optional[str] = None, photo: b
             else:
                 value = convert(value, None)
             out[key] = value
+        if "enum" in out and out.get("type") == "string":
+            out["format"] = "enum"  # how Gemini's Schema marks a string enum
         if "properties" in out:
             out["required"] = list(out["properties"])
             out["propertyOrdering"] = list(out["properties"])
@@ -114,6 +116,7 @@ def response_schema(scenes: int, *, aspect_ratio: Optional[str] = None, photo: b
     schema = convert(source, "Brief")
     properties = schema["properties"]
     properties["aspect_ratio"]["enum"] = [aspect_ratio] if aspect_ratio else list(ASPECT_RATIOS)
+    properties["aspect_ratio"]["format"] = "enum"
     properties["scenes"]["minItems"] = properties["scenes"]["maxItems"] = scenes
     subject = properties["subjects"]["items"]
     subject["properties"]["description"]["minLength"] = MIN_DESCRIPTION_WORDS * 4
