@@ -9,7 +9,8 @@ detail, and for scene texts that do not contradict it.
 What it checks, per subject description (``subjects[i].description``):
 
 * a character without an age (a number or a decade: "32 years old", "in her 30s"), hair (with a colour, or
-  bald/shaved), an eye colour, or a distinguishing mark (beauty mark, mole, scar, freckles, tattoo, glasses, ...);
+  bald/shaved; fur for an animal), an eye colour, or a distinguishing mark (beauty mark, mole, scar, freckles,
+  tattoo, glasses, a coat patch, ...);
 * a product without a shape, a material, a colour, or a label/marking (printed or engraved text, a logo, a quoted
   name);
 * a description of fewer than :data:`MIN_DESCRIPTION_WORDS` words: too short to pin one identity;
@@ -327,10 +328,6 @@ def lint_messages(loaded: LoadedBrief) -> list[str]:
     """The lint's warnings for a loaded brief, one line each (file, field, problem, example fix): what the sensor
     logs and the brief's metadata shows."""
     return [str(w) for w in lint_brief(loaded.brief, file=str(loaded.path))]
-
-
-def lint_loaded(loaded: LoadedBrief) -> list[LintWarning]:
-    return lint_brief(loaded.brief, file=str(loaded.path))
 
 
 def missing_details(description: str, kind: str) -> list[str]:

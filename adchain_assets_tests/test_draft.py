@@ -5,7 +5,6 @@ draft never overwrites a brief."""
 import json
 import re
 import shutil
-from pathlib import Path
 
 import pytest
 import yaml
