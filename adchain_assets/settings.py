@@ -16,6 +16,19 @@ class SettingsError(ValueError):
     """An environment variable of the project holds a value it cannot use."""
 
 
+def _seconds(name: str, default: float) -> float:
+    raw = os.getenv(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 3600:
+        raise SettingsError(f"{name}={raw!r}: must be a number of seconds from 0 to 3600")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: str = "data"
@@ -25,7 +38,8 @@ class Settings:
     video_backend: str = "preview"
     video_model: str = DEFAULT_VIDEO_MODEL
     storage: str = ""  # ADCHAIN_STORAGE_URL; empty: the data folder
-    text_model: str = DEFAULT_TEXT_MODEL
+    text_model: str = DEFAULT_TEXT_MODEL  # ADCHAIN_TEXT_MODEL: adchain draft's model
+    step_retry_delay_s: float = 20.0  # ADCHAIN_STEP_RETRY_DELAY_S: first wait before a failed step is retried
 
     @property
     def storage_url(self) -> str:
@@ -56,4 +70,5 @@ class Settings:
             video_model=os.getenv("ADCHAIN_VIDEO_MODEL", DEFAULT_VIDEO_MODEL) or DEFAULT_VIDEO_MODEL,
             storage=os.getenv("ADCHAIN_STORAGE_URL", "").strip(),
             text_model=os.getenv("ADCHAIN_TEXT_MODEL", "").strip() or DEFAULT_TEXT_MODEL,
+            step_retry_delay_s=_seconds("ADCHAIN_STEP_RETRY_DELAY_S", 20.0),
         )
