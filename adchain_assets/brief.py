@@ -30,18 +30,18 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
-def _text(max_chars: int, *, required: bool = True):
+def _text(max_chars: int, *, required: bool = True, description: Optional[str] = None):
     if required:
-        return Field(min_length=1, max_length=max_chars)
-    return Field(default="", max_length=max_chars)
+        return Field(min_length=1, max_length=max_chars, description=description)
+    return Field(default="", max_length=max_chars, description=description)
 
 
 class Look(_Strict):
-    style: str = _text(MAX_TEXT_CHARS, required=False)
-    color_palette: str = _text(MAX_TEXT_CHARS, required=False)
-    lighting: str = _text(MAX_TEXT_CHARS, required=False)
-    composition: str = _text(MAX_TEXT_CHARS, required=False)
-    mood: str = _text(MAX_TEXT_CHARS, required=False)
+    style: str = _text(MAX_TEXT_CHARS, required=False, description="Visual style, e.g. cinematic, shallow depth of field, 35 mm film grain")
+    color_palette: str = _text(MAX_TEXT_CHARS, required=False, description="The campaign's colours, e.g. warm gold, ivory, blush")
+    lighting: str = _text(MAX_TEXT_CHARS, required=False, description="Light, e.g. soft window light at golden hour")
+    composition: str = _text(MAX_TEXT_CHARS, required=False, description="Framing, e.g. subject on the right third")
+    mood: str = _text(MAX_TEXT_CHARS, required=False, description="Mood, e.g. intimate, luminous")
 
     def markers(self) -> list[tuple[str, str]]:
         """The non-empty look fields, in the brief's order, as (label, value)."""
@@ -49,10 +49,14 @@ class Look(_Strict):
 
 
 class Subject(_Strict):
-    id: str = Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")
-    kind: Literal["product", "character"]
-    description: str = _text(MAX_DESCRIPTION_CHARS)
-    photo: Optional[str] = None
+    id: str = Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$", description="Short lower-case name scenes use, e.g. woman, bottle")
+    kind: Literal["product", "character"] = Field(description="character: a person; product: an object")
+    description: str = _text(MAX_DESCRIPTION_CHARS, description=(
+        "Repeated verbatim in every prompt that shows the subject, so specific enough to pin one identity (at least"
+        " 12 words). A character: age, hair colour and style, eye colour, a distinguishing mark (beauty mark, scar,"
+        " freckles, tattoo, glasses), build, outfit. A product: shape, size, material, every colour, label or marking"
+        " (the text on it in quotes)."))
+    photo: Optional[str] = Field(default=None, description="Photo of this subject, relative to the brief's folder")
 
     @field_validator("description")
     @classmethod
@@ -63,12 +67,14 @@ class Subject(_Strict):
 
 
 class Scene(_Strict):
-    subjects: list[str] = Field(default_factory=list)
-    reference: str = _text(MAX_TEXT_CHARS)
-    start: str = _text(MAX_TEXT_CHARS)
-    end: str = _text(MAX_TEXT_CHARS)
-    continuity: str = _text(MAX_TEXT_CHARS, required=False)
-    duration_s: float = Field(default=4.0, ge=MIN_CLIP_S, le=MAX_CLIP_S)
+    subjects: list[str] = Field(default_factory=list, description="Ids of the subjects this scene shows")
+    reference: str = _text(MAX_TEXT_CHARS, description=(
+        "The scene's establishing image: place, action, framing. Name subjects by role (the woman, the bottle);"
+        " never give them another hair, eye or product colour than their description"))
+    start: str = _text(MAX_TEXT_CHARS, description="The scene's first frame (the clip starts here)")
+    end: str = _text(MAX_TEXT_CHARS, description="The scene's last frame (the clip ends here)")
+    continuity: str = _text(MAX_TEXT_CHARS, required=False, description="How this scene follows the previous one")
+    duration_s: float = Field(default=4.0, ge=MIN_CLIP_S, le=MAX_CLIP_S, description="Clip length in seconds")
 
     @field_validator("reference", "start", "end")
     @classmethod
@@ -98,16 +104,17 @@ class Checks(_Strict):
 
 
 class Brief(_Strict):
-    title: str = _text(MAX_TEXT_CHARS, required=False)
-    aspect_ratio: str = "1:1"
-    reference_image: Optional[str] = None
-    reference_mode: Literal["chain", "anchored"] = "chain"
-    look: Look = Field(default_factory=Look)
+    title: str = _text(MAX_TEXT_CHARS, required=False, description="The campaign's title")
+    aspect_ratio: str = Field(default="1:1", description="Image shape: " + " ".join(ASPECT_RATIOS))
+    reference_image: Optional[str] = Field(default=None, description="User image used as is for reference/scene_1")
+    reference_mode: Literal["chain", "anchored"] = Field(default="chain", description=(
+        "chain: each image sees the previous one; anchored: also the first reference image"))
+    look: Look = Field(default_factory=Look, description="Consistency markers added to every prompt")
     video: Video = Field(default_factory=Video)
     checks: Checks = Field(default_factory=Checks)
     takes_per_image: int = Field(default=1, ge=1, le=MAX_TAKES_PER_IMAGE)
-    subjects: list[Subject] = Field(default_factory=list)
-    scenes: list[Scene] = Field(min_length=1)
+    subjects: list[Subject] = Field(default_factory=list, description="The subject bible: every recurring person and product")
+    scenes: list[Scene] = Field(min_length=1, description="The scenes, in order")
 
     @field_validator("aspect_ratio", mode="before")
     @classmethod
@@ -121,24 +128,9 @@ class Brief(_Strict):
 
     @model_validator(mode="after")
     def _subjects_defined(self) -> "Brief":
-        problems: list[str] = []
-        seen: set[str] = set()
-        for index, subject in enumerate(self.subjects):
-            if subject.id in seen:
-                problems.append(f"subjects[{index}].id: subject {subject.id!r} is defined twice")
-            seen.add(subject.id)
-        for scene_index, scene in enumerate(self.scenes):
-            for subject_index, subject_id in enumerate(scene.subjects):
-                if subject_id not in seen:
-                    defined = ", ".join(sorted(seen)) or "none"
-                    problems.append(
-                        f"scenes[{scene_index}].subjects[{subject_index}]: subject {subject_id!r} is not"
-                        f" defined under subjects (defined: {defined})"
-                    )
-            if len(set(scene.subjects)) != len(scene.subjects):
-                problems.append(f"scenes[{scene_index}].subjects: a subject is named twice")
+        problems = cross_reference_problems(self.model_dump())
         if problems:
-            raise _FieldProblems(problems)
+            raise _FieldProblems([f"{field}: {reason}" for field, reason in problems])
         return self
 
     def subject(self, subject_id: str) -> Subject:
@@ -147,6 +139,58 @@ class Brief(_Strict):
     def scene(self, number: int) -> Scene:
         """Scene by its 1-based number, as in ``scene_<k>``."""
         return self.scenes[number - 1]
+
+
+def cross_reference_problems(data: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Duplicate subject ids and scenes naming undefined or repeated subjects, as (field path, reason).
+
+    Works on the raw YAML mapping as well as on a valid brief: pydantic skips the model validator when any field
+    fails, so :func:`parse_brief` also runs this on the raw data, and a file's every problem is reported in one pass.
+    Parts of the wrong type are skipped here (pydantic reports them).
+    """
+    problems: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    subjects = data.get("subjects")
+    for index, subject in enumerate(subjects if isinstance(subjects, list) else []):
+        subject_id = subject.get("id") if isinstance(subject, Mapping) else None
+        if not isinstance(subject_id, str):
+            continue
+        if subject_id in seen:
+            problems.append((f"subjects[{index}].id", f"subject {subject_id!r} is defined twice"))
+        seen.add(subject_id)
+    scenes = data.get("scenes")
+    for scene_index, scene in enumerate(scenes if isinstance(scenes, list) else []):
+        names = scene.get("subjects") if isinstance(scene, Mapping) else None
+        if not isinstance(names, list):
+            continue
+        for subject_index, subject_id in enumerate(names):
+            if isinstance(subject_id, str) and subject_id not in seen:
+                defined = ", ".join(sorted(seen)) or "none"
+                problems.append((
+                    f"scenes[{scene_index}].subjects[{subject_index}]",
+                    f"subject {subject_id!r} is not defined under subjects (defined: {defined})",
+                ))
+        hashable = [n for n in names if isinstance(n, str)]
+        if len(set(hashable)) != len(hashable):
+            problems.append((f"scenes[{scene_index}].subjects", "a subject is named twice"))
+    return problems
+
+
+def _file_problems(data: Mapping[str, Any], brief_dir: Optional[Path], max_scenes: int) -> list[tuple[str, str]]:
+    """Scene count and the files a brief names, from the raw mapping (so they are checked even when a field fails)."""
+    problems: list[tuple[str, str]] = []
+    scenes = data.get("scenes")
+    if isinstance(scenes, list) and len(scenes) > max_scenes:
+        problems.append(("scenes", f"has {len(scenes)} scenes; at most {max_scenes} (ADCHAIN_MAX_SCENES) are allowed"))
+    if brief_dir is None:  # a pinned snapshot, whose files were checked when it was pinned
+        return problems
+    if isinstance(data.get("reference_image"), str):
+        problems += _path_problems("reference_image", data["reference_image"], brief_dir)
+    subjects = data.get("subjects")
+    for index, subject in enumerate(subjects if isinstance(subjects, list) else []):
+        if isinstance(subject, Mapping) and isinstance(subject.get("photo"), str):
+            problems += _path_problems(f"subjects[{index}].photo", subject["photo"], brief_dir)
+    return problems
 
 
 class _FieldProblems(ValueError):
@@ -278,27 +322,21 @@ def parse_brief(text: str, *, file: str, brief_dir: Optional[Path], max_scenes: 
         raise fail([(where, f"not valid YAML: {problem}")]) from None
     if not isinstance(data, dict):
         raise fail([("", f"a brief is a YAML mapping of keys, got {type(data).__name__}")])
+    problems: list[tuple[str, str]] = []
+    brief: Optional[Brief] = None
     try:
         brief = Brief.model_validate(data)
     except ValidationError as error:
-        problems: list[tuple[str, str]] = []
         for item in error.errors():
             cause = item.get("ctx", {}).get("error")
             if isinstance(cause, _FieldProblems):
                 problems += [tuple(p.split(": ", 1)) for p in cause.problems]  # type: ignore[misc]
             else:
                 problems.append((format_location(item["loc"]), _reason(item)))
-        raise fail(problems) from None
-    problems = []
-    if len(brief.scenes) > max_scenes:
-        problems.append(
-            ("scenes", f"has {len(brief.scenes)} scenes; at most {max_scenes} (ADCHAIN_MAX_SCENES) are allowed")
-        )
-    if brief_dir is not None:  # None: a pinned snapshot, whose files were checked when it was pinned
-        problems += _path_problems("reference_image", brief.reference_image, brief_dir)
-        for index, subject in enumerate(brief.subjects):
-            problems += _path_problems(f"subjects[{index}].photo", subject.photo, brief_dir)
-    if problems:
+        # pydantic skipped the cross-reference checks: run them on the raw mapping, so nothing waits for a second pass
+        problems += [p for p in cross_reference_problems(data) if p not in problems]
+    problems += _file_problems(data, brief_dir, max_scenes)
+    if problems or brief is None:
         raise fail(problems)
     return brief
 

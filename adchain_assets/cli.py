@@ -225,6 +225,7 @@ def run_campaign(campaign: str, *, out=sys.stdout) -> int:
 
 def cmd_validate(args) -> int:
     from adchain_assets.brief import BriefError, load_brief
+    from adchain_assets.lint import lint_messages
     from adchain_assets.settings import Settings
 
     settings = Settings.from_env()
@@ -235,8 +236,15 @@ def cmd_validate(args) -> int:
         except BriefError as error:
             print(error, file=sys.stderr)
             status = EXIT_BAD_INPUT
-        else:
-            print(f"{path}: ok ({len(loaded.brief.scenes)} scenes, campaign {loaded.campaign})")
+            continue
+        warnings = lint_messages(loaded)
+        if args.strict and warnings:  # the lint's warnings are errors: the same lines, and exit 2
+            print("\n".join(warnings), file=sys.stderr)
+            status = EXIT_BAD_INPUT
+            continue
+        print(f"{path}: ok ({len(loaded.brief.scenes)} scenes, campaign {loaded.campaign})")
+        for line in warnings:  # on stdout: stderr is for what makes the exit status 2
+            print(f"warning: {line}")
     return status
 
 
@@ -387,6 +395,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     validate = commands.add_parser("validate", help="check brief files; exit 2 naming every problem")
     validate.add_argument("briefs", nargs="+", metavar="BRIEF.yaml")
+    validate.add_argument("--strict", action="store_true",
+                          help="the specificity lint's warnings are errors (exit 2); without it they are printed only")
     validate.set_defaults(handler=cmd_validate)
     materialize = commands.add_parser("materialize", help="make whatever of a campaign is missing or out of date")
     materialize.add_argument("campaign")
@@ -406,6 +416,9 @@ def build_parser() -> argparse.ArgumentParser:
     regenerate.set_defaults(handler=cmd_regenerate)
     demo = commands.add_parser("demo", help="materialize every sample brief offline")
     demo.set_defaults(handler=cmd_demo)
+    from adchain_assets.draft import add_parser as add_draft_parser
+
+    add_draft_parser(commands)
     return parser
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 DEFAULT_IMAGE_MODEL = "gemini-2.5-flash-image"
 DEFAULT_VIDEO_MODEL = "veo-3.1-fast-generate-preview"
+DEFAULT_TEXT_MODEL = "gemini-2.5-flash"  # adchain draft's model (ADCHAIN_TEXT_MODEL)
 IMAGE_BACKENDS = ("preview", "gemini")
 VIDEO_BACKENDS = ("preview", "veo")
 
@@ -37,6 +38,7 @@ class Settings:
     video_backend: str = "preview"
     video_model: str = DEFAULT_VIDEO_MODEL
     storage: str = ""  # ADCHAIN_STORAGE_URL; empty: the data folder
+    text_model: str = DEFAULT_TEXT_MODEL  # ADCHAIN_TEXT_MODEL: adchain draft's model
     step_retry_delay_s: float = 20.0  # ADCHAIN_STEP_RETRY_DELAY_S: first wait before a failed step is retried
 
     @property
@@ -67,5 +69,6 @@ class Settings:
             video_backend=video_backend,
             video_model=os.getenv("ADCHAIN_VIDEO_MODEL", DEFAULT_VIDEO_MODEL) or DEFAULT_VIDEO_MODEL,
             storage=os.getenv("ADCHAIN_STORAGE_URL", "").strip(),
+            text_model=os.getenv("ADCHAIN_TEXT_MODEL", "").strip() or DEFAULT_TEXT_MODEL,
             step_retry_delay_s=_seconds("ADCHAIN_STEP_RETRY_DELAY_S", 20.0),
         )

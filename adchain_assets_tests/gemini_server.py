@@ -4,7 +4,9 @@ Tests (and manual runs, and benchmarks) point the real google-genai SDK at it th
 whole path is exercised: the SDK's JSON encoding, HTTP, status codes and the reply parsing. It records every
 request, answers from a queue of scripted replies first (fault injection: errors, blocked prompts, hangs,
 dropped connections) and otherwise with a deterministic image whose pixels depend on the prompt and the
-reference images.
+reference images. A request for JSON (``responseMimeType: application/json``, a text model's structured output,
+as ``adchain draft`` sends) is answered by default with :func:`draft_brief_answer`: a complete, specific brief
+shaped by the request's response schema (its scene count and aspect ratio).
 
 Run it by hand with ``python -m adchain_assets_tests.gemini_server --port 8765 [--latency 3]`` and use
 ``GEMINI_BASE_URL=http://127.0.0.1:8765 GEMINI_API_KEY=anything ADCHAIN_IMAGE_BACKEND=gemini``.
@@ -109,6 +111,10 @@ class RecordedRequest:
     image_mime_types: list[str] = field(default_factory=list)
     aspect_ratio: str | None = None
     response_modalities: list[str] | None = None
+    response_mime_type: str | None = None
+    response_schema: Any = None  # generationConfig.responseSchema as sent
+    system_instruction: str = ""
+    roles: list[str] = field(default_factory=list)  # the role of each content, in order (a conversation's turns)
     error: str | None = None
     reply_status: int | None = None  # None: no answer was sent (a Drop)
     returned_image: bytes | None = None
@@ -159,6 +165,11 @@ def _record(method: str, path: str, headers: dict[str, str], raw: bytes) -> Reco
         config = body.get("generationConfig") or {}
         request.aspect_ratio = (config.get("imageConfig") or {}).get("aspectRatio")
         request.response_modalities = config.get("responseModalities")
+        request.response_mime_type = config.get("responseMimeType")
+        request.response_schema = config.get("responseSchema")
+        system = body.get("systemInstruction") or body.get("system_instruction") or {}
+        request.system_instruction = "\n".join(p.get("text", "") for p in system.get("parts") or [])
+        request.roles = [c.get("role") or "user" for c in body.get("contents") or []]
     except (AttributeError, TypeError, ValueError) as exc:
         request.error = f"Invalid generateContent payload: {exc}"
     return request
@@ -227,6 +238,108 @@ def image_reply(
             "modelVersion": model_version,
         },
     )
+
+
+def text_reply(
+    text: str,
+    *,
+    finish_reason: str = "STOP",
+    prompt_tokens: int = 100,
+    output_tokens: int | None = None,
+    thoughts_tokens: int = 0,
+    model_version: str = "gemini-2.5-flash",
+) -> Reply:
+    """A text model's reply carrying ``text`` (a JSON document, for structured output)."""
+    output = len(text) // 4 + 1 if output_tokens is None else output_tokens
+    usage = {
+        **_usage(prompt_tokens, output),
+        "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt_tokens}],
+        "candidatesTokensDetails": [{"modality": "TEXT", "tokenCount": output}],
+    }
+    if thoughts_tokens:
+        usage["thoughtsTokenCount"] = thoughts_tokens
+    return Reply(
+        200,
+        {
+            "candidates": [{"content": {"role": "model", "parts": [{"text": text}]}, "finishReason": finish_reason, "index": 0}],
+            "usageMetadata": usage,
+            "modelVersion": model_version,
+        },
+    )
+
+
+def json_reply(document: Any, **kwargs: Any) -> Reply:
+    """A structured-output reply: ``document`` as the JSON text of the answer."""
+    return text_reply(json.dumps(document), **kwargs)
+
+
+_DRAFT_SCENES = [
+    ("The woman on a wrought-iron Paris balcony at dawn, rooftops behind her, the bottle on the balustrade",
+     "She steps out through the open French doors, the first light on the rooftops",
+     "She rests her hands on the balustrade beside the bottle, looking over the city"),
+    ("Close-up of the bottle on the balustrade, the dawn sky reflected in its facets",
+     "The bottle in shadow, a thin line of sun reaching its cap",
+     "Sunlight fills the glass and throws pink light across the stone"),
+    ("The woman spraying the perfume on her wrist, a fine mist catching the light",
+     "Her finger rests on the atomiser, the bottle at eye level",
+     "The mist hangs in the sunbeam, her eyes half closed"),
+    ("The woman smiling toward the camera, the bottle held near her collarbone",
+     "She turns from the city toward the camera",
+     "She smiles, the bottle glowing in the morning sun"),
+]
+
+
+def draft_brief_answer(request: RecordedRequest) -> dict:
+    """A complete brief as a draft request's answer: as many scenes as the response schema asks for, its aspect
+    ratio when the schema allows only one, specific descriptions, and the photo set where the prompt says."""
+    schema = request.response_schema or {}
+    properties = schema.get("properties") or {}
+    scenes_schema = properties.get("scenes") or {}
+    # proto JSON takes either spelling; google-genai 3.6 sends the schema's fields in snake_case
+    count = int(scenes_schema.get("minItems") or scenes_schema.get("min_items") or 4)
+    ratios = (properties.get("aspect_ratio") or {}).get("enum") or ["9:16"]
+    photo = re.search(r'photo to "([^"]+)"', request.prompt_text)
+    scenes = []
+    for index in range(count):
+        reference, start, end = _DRAFT_SCENES[index % len(_DRAFT_SCENES)]
+        scenes.append({
+            "subjects": ["bottle"] if index % len(_DRAFT_SCENES) == 1 else ["woman", "bottle"],
+            "reference": reference if index < len(_DRAFT_SCENES) else f"{reference}, take {index + 1}",
+            "start": start,
+            "end": end,
+            "continuity": "" if index == 0 else f"Same balcony as scene {index}, a few minutes later",
+            "duration_s": 4,
+        })
+    return {
+        "title": "Aube — First Light over Paris",
+        "aspect_ratio": ratios[0] if len(ratios) == 1 else "9:16",
+        "reference_mode": "chain",
+        "look": {
+            "style": "cinematic, shallow depth of field, 35 mm film grain",
+            "color_palette": "dawn blue, warm gold, blush pink",
+            "lighting": "first light of dawn, low sun from the left",
+            "composition": "subject on the right third, rooftops in soft focus",
+            "mood": "quiet, luminous, intimate",
+        },
+        "subjects": [
+            {
+                "id": "woman",
+                "kind": "character",
+                "description": "Woman, 32 years old, 5'6\", slender build, shoulder-length wavy chestnut brown hair,"
+                               " emerald green eyes, light olive skin, small beauty mark near her left eye, wearing an"
+                               " ivory silk blouse",
+                **({"photo": photo.group(1)} if photo else {}),
+            },
+            {
+                "id": "bottle",
+                "kind": "product",
+                "description": "Faceted crystal perfume bottle, 100 ml, rectangular with bevelled edges, polished"
+                               " rose-gold cap, pale pink liquid, \"AUBE\" engraved in thin capitals on the front",
+                **({"photo": None} if photo else {}),
+            },
+        ],
+        "scenes": scenes,
+    }
 
 
 def no_image_reply(
@@ -408,7 +521,12 @@ class FakeGemini(LoopbackServer):
             return error_reply(400, "API key not valid. Please pass a valid API key.")
         with self._lock:
             scripted = self.replies.popleft() if self.replies else None
-        return self._resolve(scripted, request) if scripted is not None else self.default_reply(request)
+        if scripted is not None:
+            return self._resolve(scripted, request)
+        if request.response_mime_type == "application/json":
+            return json_reply(draft_brief_answer(request), prompt_tokens=len(request.prompt_text) // 4 + 300,
+                              model_version=request.model or "gemini-2.5-flash")
+        return self.default_reply(request)
 
     def _resolve(self, scripted: ScriptedReply, request: RecordedRequest) -> "Reply | Drop":
         if isinstance(scripted, Drop):

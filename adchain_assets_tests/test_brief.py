@@ -194,3 +194,36 @@ def test_campaign_ids_that_try_to_leave_their_folder_are_refused(tmp_path, campa
 
     with pytest.raises(BriefError, match="must match"):
         CampaignBriefs(data_dir=str(tmp_path)).load(campaign)
+
+
+def test_every_problem_of_a_file_in_one_pass(tmp_path):
+    """An unknown key used to hide an undefined subject (pydantic skips the cross-field validator when a field
+    fails): a user fixed a file one error at a time."""
+    text = (
+        VALID.replace("title: Test", "title: Test\ncolour: red")
+        .replace("subjects: [woman, bottle]", "subjects: [man, bottle, bottle]")
+        .replace("id: woman", "id: bottle")
+        .replace("kind: product", "kind: gadget")
+        + "reference_image: refs/missing.png\n"
+    )
+    path = write(tmp_path, text)
+    found = problems(path, max_scenes=1)
+    expected = [
+        ("colour", "unknown key"),
+        ("subjects[0].kind", "'product' or 'character'"),
+        ("subjects[1].id", "defined twice"),
+        ("scenes[1].subjects[0]", "'man' is not defined"),
+        ("scenes[1].subjects", "named twice"),
+        ("scenes", "at most 1"),
+        ("reference_image", "does not exist"),
+    ]
+    for field, reason in expected:
+        assert any(line.startswith(f"{path}: {field}: ") and reason in line for line in found), (field, found)
+    assert len(found) == len(expected), found
+
+
+def test_a_valid_brief_still_reports_cross_references_once(tmp_path):
+    path = write(tmp_path, VALID.replace("subjects: [woman, bottle]", "subjects: [man, bottle]"))
+    assert problems(path) == [
+        f"{path}: scenes[1].subjects[0]: subject 'man' is not defined under subjects (defined: bottle, woman)"
+    ]
