@@ -21,6 +21,7 @@ import dagster as dg
 from adchain_assets.automation import BRIEF_SENSOR, SENSOR_NAME, owner_of
 from adchain_assets.brief import BriefError, campaign_id_problem
 from adchain_assets.chains import campaigns
+from adchain_assets.lint import lint_messages
 from adchain_assets.plan import Plan, busy_campaigns, plan_with
 from adchain_assets.resources import CampaignBriefs, ImageModel, VideoModel
 from adchain_assets.snapshots import BRIEF_TAG, pin
@@ -39,6 +40,7 @@ class Tick:
     runs: list[dg.RunRequest] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # the specificity lint, for campaigns requested
     campaigns: list[str] = field(default_factory=list)
 
 
@@ -61,6 +63,7 @@ def plan_tick(briefs: CampaignBriefs, files: CampaignFiles, image_model: ImageMo
             tick.problems += [str(p) for p in error.problems]
             continue
         tick.campaigns.append(campaign)
+        warnings = lint_messages(loaded)
         plan: Plan = plan_with(loaded, files, image_model, video_model)
         for name, reason in plan.held:
             tick.notes.append(f"{campaign}: {name} held ({reason})")
@@ -73,6 +76,7 @@ def plan_tick(briefs: CampaignBriefs, files: CampaignFiles, image_model: ImageMo
         if owner != BRIEF_SENSOR:  # follow-up of a newer output: follow_sensor's (adchain_assets/automation.py)
             tick.notes.append(f"{campaign}: {len(plan.outdated)} outputs out of date, left to {SENSOR_NAME}: {why}")
             continue
+        tick.warnings += warnings  # said when its work is requested, not every 15 seconds
         sha = pin(loaded, briefs.storage)
         reasons = ", ".join(f"{name} ({reason})" for name, reason in plan.outdated[:6])
         more = f" and {len(plan.outdated) - 6} more" if len(plan.outdated) > 6 else ""
@@ -99,6 +103,8 @@ def build_brief_sensor(job):
         tick = plan_tick(briefs, files, image_model, video_model, busy_campaigns(context.instance))
         for line in tick.problems:
             context.log.error(line)
+        for line in tick.warnings:
+            context.log.warning(line)
         for line in tick.notes:
             context.log.info(line)
         known = set(context.instance.get_dynamic_partitions(campaigns.name))

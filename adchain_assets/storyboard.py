@@ -20,6 +20,7 @@ from adchain_assets.references import CHAINS, Slot
 from adchain_assets.cache import GenerationCache
 from adchain_assets.clips import as_parents, load_parents, pinned
 from adchain_assets.ledger import Ledger
+from adchain_assets.lint import lint_messages
 from adchain_assets.outputs import REPORT, STORYBOARD, Parent, build_request, parents_of
 from adchain_assets.report import report_rows
 from adchain_assets.resources import CampaignBriefs
@@ -112,6 +113,7 @@ def build_storyboard_asset(max_scenes: int):
                 "path": MetadataValue.path(str(path)),
                 "images": MetadataValue.int(len(stored)),
                 "missing": MetadataValue.int(3 * len(rows) - len(stored)),
+                "lint": MetadataValue.md("\n".join(f"- {line}" for line in lint_messages(loaded)) or "no warnings"),
             }
         )
 
