@@ -1,12 +1,22 @@
-"""The environment the project reads (the CONTRACT's table), in one place."""
+"""The environment the project reads (the CONTRACT's table), in one place.
+
+The default models are current generally-available models from the catalogue (``catalogue.yaml``; ``adchain
+models`` prints it): ``gemini-3.1-flash-image`` for images (Gemini API) and ``veo-3.1-fast-generate-001`` for clips.
+``ADCHAIN_IMAGE_MODEL`` / ``ADCHAIN_VIDEO_MODEL`` change them; ``ADCHAIN_VIDEO_ROUTE`` picks how Veo is reached:
+``gemini`` (the Gemini API's REST protocol, ``GEMINI_API_KEY``/``GEMINI_BASE_URL``) or ``vertex`` (Vertex AI through
+google-genai, ``GOOGLE_CLOUD_PROJECT``/``GOOGLE_CLOUD_LOCATION`` and Application Default Credentials;
+``ADCHAIN_VERTEX_BASE_URL`` points it at a proxy or a local protocol server).
+"""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
 
-DEFAULT_IMAGE_MODEL = "gemini-2.5-flash-image"
-DEFAULT_VIDEO_MODEL = "veo-3.1-fast-generate-preview"
+DEFAULT_IMAGE_MODEL = "gemini-3.1-flash-image"
+DEFAULT_VIDEO_MODEL = "veo-3.1-fast-generate-001"
+DEFAULT_VERTEX_LOCATION = "us-central1"
+VIDEO_ROUTES = ("gemini", "vertex")
 IMAGE_BACKENDS = ("preview", "gemini")
 VIDEO_BACKENDS = ("preview", "veo")
 
@@ -24,6 +34,10 @@ class Settings:
     video_backend: str = "preview"
     video_model: str = DEFAULT_VIDEO_MODEL
     storage: str = ""  # ADCHAIN_STORAGE_URL; empty: the data folder
+    video_route: str = "gemini"  # ADCHAIN_VIDEO_ROUTE: gemini | vertex
+    cloud_project: str = ""  # GOOGLE_CLOUD_PROJECT (vertex route)
+    cloud_location: str = DEFAULT_VERTEX_LOCATION  # GOOGLE_CLOUD_LOCATION (vertex route)
+    vertex_base_url: str = ""  # ADCHAIN_VERTEX_BASE_URL (vertex route); empty: Google's
 
     @property
     def storage_url(self) -> str:
@@ -38,6 +52,9 @@ class Settings:
         video_backend = os.getenv("ADCHAIN_VIDEO_BACKEND", "preview").strip() or "preview"
         if video_backend not in VIDEO_BACKENDS:
             raise SettingsError(f"ADCHAIN_VIDEO_BACKEND={video_backend!r}: use one of {', '.join(VIDEO_BACKENDS)}")
+        route = os.getenv("ADCHAIN_VIDEO_ROUTE", "gemini").strip().lower() or "gemini"
+        if route not in VIDEO_ROUTES:
+            raise SettingsError(f"ADCHAIN_VIDEO_ROUTE={route!r}: use one of {', '.join(VIDEO_ROUTES)}")
         raw_max = os.getenv("ADCHAIN_MAX_SCENES", "8")
         try:
             max_scenes = int(raw_max)
@@ -53,4 +70,8 @@ class Settings:
             video_backend=video_backend,
             video_model=os.getenv("ADCHAIN_VIDEO_MODEL", DEFAULT_VIDEO_MODEL) or DEFAULT_VIDEO_MODEL,
             storage=os.getenv("ADCHAIN_STORAGE_URL", "").strip(),
+            video_route=route,
+            cloud_project=os.getenv("GOOGLE_CLOUD_PROJECT", "").strip(),
+            cloud_location=os.getenv("GOOGLE_CLOUD_LOCATION", "").strip() or DEFAULT_VERTEX_LOCATION,
+            vertex_base_url=os.getenv("ADCHAIN_VERTEX_BASE_URL", "").strip(),
         )
