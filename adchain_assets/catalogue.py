@@ -120,6 +120,13 @@ def replacement(model: str) -> Optional[str]:
     return (model_entry(model) or {}).get("replacement")
 
 
+def models_in_use(settings) -> tuple[Optional[str], Optional[str]]:
+    """(image model, video model) of the backends ``settings`` choose; None for an offline (preview) backend."""
+    image = settings.image_model if settings.image_backend == "gemini" else None
+    video = settings.video_model if settings.video_backend == "veo" else None
+    return image, video
+
+
 def problems_for(brief, image_model: Optional[str], video_model: Optional[str], *, file: str = "") -> list:
     """What ``brief`` asks that the chosen models cannot make, as ``BriefProblem``s (file, field, reason).
 

@@ -190,15 +190,32 @@ def cmd_validate(args) -> int:
 
     settings = Settings.from_env()
     status = EXIT_OK
+    from adchain_assets.catalogue import models_in_use, problems_for
+
     for path in args.briefs:
         try:
             loaded = load_brief(Path(path), max_scenes=settings.max_scenes)
+            problems = problems_for(loaded.brief, *models_in_use(settings), file=str(path))
+            if problems:  # what the configured models cannot make, before any call
+                raise BriefError(problems)
         except BriefError as error:
             print(error, file=sys.stderr)
             status = EXIT_BAD_INPUT
         else:
             print(f"{path}: ok ({len(loaded.brief.scenes)} scenes, campaign {loaded.campaign})")
     return status
+
+
+def cmd_doctor(args) -> int:
+    from adchain_assets.doctor import doctor
+
+    return doctor()
+
+
+def cmd_models(args) -> int:
+    from adchain_assets.doctor import models
+
+    return models()
 
 
 def cmd_materialize(args) -> int:
@@ -366,6 +383,10 @@ def build_parser() -> argparse.ArgumentParser:
     regenerate.set_defaults(handler=cmd_regenerate)
     demo = commands.add_parser("demo", help="materialize every sample brief offline")
     demo.set_defaults(handler=cmd_demo)
+    doctor = commands.add_parser("doctor", help="check the set-up (key, endpoint, models, prices, folders); exit 1 on a failed check")
+    doctor.set_defaults(handler=cmd_doctor)
+    models = commands.add_parser("models", help="the model catalogue: routes, shapes, prices, shutdown dates, sources")
+    models.set_defaults(handler=cmd_models)
     return parser
 
 

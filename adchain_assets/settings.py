@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Mapping
 
 DEFAULT_IMAGE_MODEL = "gemini-3.1-flash-image"
 DEFAULT_VIDEO_MODEL = "veo-3.1-fast-generate-001"
@@ -45,17 +46,19 @@ class Settings:
         return self.storage or self.data_dir
 
     @classmethod
-    def from_env(cls) -> "Settings":
-        backend = os.getenv("ADCHAIN_IMAGE_BACKEND", "preview").strip() or "preview"
+    def from_env(cls, environ: "Mapping[str, str] | None" = None) -> "Settings":
+        """The settings in ``environ`` (default: this process's environment)."""
+        env = os.environ if environ is None else environ
+        backend = env.get("ADCHAIN_IMAGE_BACKEND", "preview").strip() or "preview"
         if backend not in IMAGE_BACKENDS:
             raise SettingsError(f"ADCHAIN_IMAGE_BACKEND={backend!r}: use one of {', '.join(IMAGE_BACKENDS)}")
-        video_backend = os.getenv("ADCHAIN_VIDEO_BACKEND", "preview").strip() or "preview"
+        video_backend = env.get("ADCHAIN_VIDEO_BACKEND", "preview").strip() or "preview"
         if video_backend not in VIDEO_BACKENDS:
             raise SettingsError(f"ADCHAIN_VIDEO_BACKEND={video_backend!r}: use one of {', '.join(VIDEO_BACKENDS)}")
-        route = os.getenv("ADCHAIN_VIDEO_ROUTE", "gemini").strip().lower() or "gemini"
+        route = env.get("ADCHAIN_VIDEO_ROUTE", "gemini").strip().lower() or "gemini"
         if route not in VIDEO_ROUTES:
             raise SettingsError(f"ADCHAIN_VIDEO_ROUTE={route!r}: use one of {', '.join(VIDEO_ROUTES)}")
-        raw_max = os.getenv("ADCHAIN_MAX_SCENES", "8")
+        raw_max = env.get("ADCHAIN_MAX_SCENES", "8")
         try:
             max_scenes = int(raw_max)
         except ValueError:
@@ -63,15 +66,15 @@ class Settings:
         if not 1 <= max_scenes <= 64:
             raise SettingsError(f"ADCHAIN_MAX_SCENES={raw_max!r}: must be a whole number from 1 to 64")
         return cls(
-            data_dir=os.getenv("ADCHAIN_DATA_DIR", "data") or "data",
+            data_dir=env.get("ADCHAIN_DATA_DIR", "data") or "data",
             image_backend=backend,
-            image_model=os.getenv("ADCHAIN_IMAGE_MODEL", DEFAULT_IMAGE_MODEL) or DEFAULT_IMAGE_MODEL,
+            image_model=env.get("ADCHAIN_IMAGE_MODEL", DEFAULT_IMAGE_MODEL) or DEFAULT_IMAGE_MODEL,
             max_scenes=max_scenes,
             video_backend=video_backend,
-            video_model=os.getenv("ADCHAIN_VIDEO_MODEL", DEFAULT_VIDEO_MODEL) or DEFAULT_VIDEO_MODEL,
-            storage=os.getenv("ADCHAIN_STORAGE_URL", "").strip(),
+            video_model=env.get("ADCHAIN_VIDEO_MODEL", DEFAULT_VIDEO_MODEL) or DEFAULT_VIDEO_MODEL,
+            storage=env.get("ADCHAIN_STORAGE_URL", "").strip(),
             video_route=route,
-            cloud_project=os.getenv("GOOGLE_CLOUD_PROJECT", "").strip(),
-            cloud_location=os.getenv("GOOGLE_CLOUD_LOCATION", "").strip() or DEFAULT_VERTEX_LOCATION,
-            vertex_base_url=os.getenv("ADCHAIN_VERTEX_BASE_URL", "").strip(),
+            cloud_project=env.get("GOOGLE_CLOUD_PROJECT", "").strip(),
+            cloud_location=env.get("GOOGLE_CLOUD_LOCATION", "").strip() or DEFAULT_VERTEX_LOCATION,
+            vertex_base_url=env.get("ADCHAIN_VERTEX_BASE_URL", "").strip(),
         )
