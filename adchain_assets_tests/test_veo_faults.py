@@ -216,6 +216,21 @@ def test_a_failed_operation_is_final_with_its_status_and_clears_the_record(fake,
     assert fake.start_calls == 2
 
 
+def test_a_service_fault_in_the_operation_is_retryable_not_held_and_not_billed(fake, slot, tmp_path):
+    ledger = Ledger(str(tmp_path))
+    meter = CallMeter(ledger, "camp", "clip/scene_1", KEY)
+    fake.script(Fail(code=13, message="Video generation failed due to an internal error."))
+    with pytest.raises(VideoGenerationError) as caught:
+        generator(fake).generate(request(), meter=meter, resume=slot)
+    assert (caught.value.reason, caught.value.retryable) == ("INTERNAL", True)
+    assert slot.load() is None
+    (call,) = ledger.calls("camp")
+    assert (call.outcome, call.final, call.usage) == ("INTERNAL", False, {})
+    generator(fake).generate(request(), meter=meter, resume=slot)  # the retry: a new operation, the first was not billed
+    assert fake.start_calls == 2
+    assert [c.usage for c in ledger.calls("camp") if c.usage] == [{"seconds": 4, "resolution": "720p"}]
+
+
 def test_a_filtered_clip_is_final_with_veos_reasons(fake, slot):
     fake.script(Filter(reasons=("Support codes: 58061214",), polls=1))
     with pytest.raises(VideoGenerationError) as caught:
@@ -228,7 +243,7 @@ def test_a_start_that_times_out_after_sending_is_not_repeated(served_timeout_fak
     fake = served_timeout_fake
     with pytest.raises(VideoGenerationError) as caught:
         generator(fake, timeout_s=0.3, http_attempts=5).generate(request(), resume=slot)
-    assert caught.value.reason == "TIMEOUT" and not caught.value.retryable
+    assert caught.value.reason == "START_TIMEOUT" and not caught.value.retryable
     assert "could pay twice" in str(caught.value)
     assert fake.start_calls == 1
 

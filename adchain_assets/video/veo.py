@@ -75,6 +75,10 @@ SECONDS = (4, 6, 8)  # the clip lengths Veo 3 makes
 MODEL_VARIABLE = "ADCHAIN_VIDEO_MODEL"
 _EXP_BASE = 2.0
 
+# Operation errors that say the service failed, not the request: the clip fails this attempt (retryably); a failed
+# operation is not billed, so the next attempt may start a new one. Any other status is final.
+TRANSIENT_OPERATION_STATUSES = frozenset({"INTERNAL", "UNAVAILABLE", "DEADLINE_EXCEEDED", "ABORTED", "RESOURCE_EXHAUSTED"})
+
 # google.rpc.Code names, for an operation error that carries only the number.
 _STATUS_NAMES = {
     1: "CANCELLED", 2: "UNKNOWN", 3: "INVALID_ARGUMENT", 4: "DEADLINE_EXCEEDED", 5: "NOT_FOUND",
@@ -210,7 +214,8 @@ class VeoVideoGenerator(VideoGenerator):
         try:
             video_bytes, video_uri = _clip_of(name, outcome)
         except VideoGenerationError as error:  # failed or filtered: nothing billed, nothing to resume
-            self._meter(meter, outcome=error.reason, final=True, started=started, detail={"operation": name})
+            self._meter(meter, outcome=error.reason, final=not error.retryable, started=started,
+                        detail={"operation": name})
             if resume is not None:
                 resume.clear()
             raise
@@ -243,8 +248,9 @@ class VeoVideoGenerator(VideoGenerator):
         try:
             name = self._retrying("start", lambda: transport.start(request), start=True)
         except VideoGenerationError as error:
-            if not error.retryable:
-                self._meter(meter, outcome=error.reason, final=True, started=started, detail={"call": "start"})
+            if not error.retryable:  # refused (final), or unconfirmed after sending (not final: a person decides)
+                self._meter(meter, outcome=error.reason, final=not error.reason.startswith("START_"), started=started,
+                            detail={"call": "start"})
             raise
         record = {
             "operation": name, "backend": self.backend, "model": self.model, "route": self.route,
@@ -291,7 +297,7 @@ class VeoVideoGenerator(VideoGenerator):
                         f"{error} during the start call, after the request was sent: Veo may have started an"
                         " operation that was never reported, so it is not asked again (that could pay twice);"
                         " retry the clip once you have checked",
-                        reason=error.reason,
+                        reason=f"START_{error.reason}",
                     ) from None
                 if attempt == self.http_attempts:
                     error = transient.error
@@ -542,6 +548,11 @@ def _http_fault(status: int, message: str, what: str, owner: VeoVideoGenerator) 
             " checks them)",
             reason="MODEL_NOT_FOUND",
         )
+    if status == 404 and what == "download":
+        return VideoGenerationError(
+            f"{text}: the clip's file is gone (the Gemini API keeps generated files about two days); to pay for a new"
+            " clip, delete this request's stored operation (<cache>/<key[:2]>/<key>.operation.json)",
+            reason="VIDEO_EXPIRED")
     if status in (401, 403) or "api key" in detail.lower():
         fix = ("check GEMINI_API_KEY" if owner.route == "gemini"
                else "check the Application Default Credentials and GOOGLE_CLOUD_PROJECT")
@@ -573,8 +584,11 @@ def _clip_of(name: str, outcome: Outcome) -> tuple[Optional[bytes], Optional[str
         error = outcome.error
         code = error.get("code")
         reason = str(error.get("status") or _STATUS_NAMES.get(code, code or "UNKNOWN"))
+        transient = reason in TRANSIENT_OPERATION_STATUSES
         raise VideoGenerationError(
-            f"Veo operation {name} failed: {reason}: {error.get('message') or 'no message'}", reason=reason)
+            f"Veo operation {name} failed: {reason}: {error.get('message') or 'no message'}"
+            + (" (a service fault: not billed; another attempt starts a new operation)" if transient else ""),
+            reason=reason, retryable=transient)
     if outcome.video_bytes is not None or outcome.video_uri:
         return outcome.video_bytes, outcome.video_uri
     if outcome.filtered:
