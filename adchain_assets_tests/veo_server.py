@@ -33,7 +33,7 @@ a :class:`Reply` to the start request itself), else ``Finish(polls=polls_before_
 ``Finish.video``, else the server's ``video``, else a preview clip of the request's own start and end frames.
 Every start is recorded with its images decoded, so tests can compare them pixel for pixel.
 
-Run it by hand with ``python -m adchain_assets_tests.veo_server --port 8766 [--polls 2]`` and use
+Run it by hand with ``python -m adchain_assets_tests.veo_server --port 8766 [--polls 2] [--models ID ...]`` and use
 ``GEMINI_BASE_URL=http://127.0.0.1:8766 GEMINI_API_KEY=anything ADCHAIN_VIDEO_BACKEND=veo``.
 """
 
@@ -456,11 +456,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8766)
     parser.add_argument("--polls", type=int, default=1, help="polls answered 'not done' before each clip is done")
+    parser.add_argument("--models", nargs="*", help="the only model ids it knows (others answer 404); default: any")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _interrupt)
-    with FakeVeo(polls_before_done=args.polls, host=args.host, port=args.port, verbose=True) as fake:
+    models = set(args.models) if args.models else None
+    with FakeVeo(polls_before_done=args.polls, host=args.host, port=args.port, verbose=True, models=models) as fake:
         print(f"Fake Veo on {fake.base_url} ({args.polls} polls per clip); Ctrl-C to stop.", flush=True)
         print(f"  GEMINI_BASE_URL={fake.base_url} GEMINI_API_KEY=anything ADCHAIN_VIDEO_BACKEND=veo", flush=True)
+        print(f"  or ADCHAIN_VIDEO_ROUTE=vertex ADCHAIN_VERTEX_BASE_URL={fake.base_url} GOOGLE_CLOUD_PROJECT=p"
+              " (with Application Default Credentials)", flush=True)
         try:
             threading.Event().wait()
         except KeyboardInterrupt:
