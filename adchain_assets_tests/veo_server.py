@@ -342,6 +342,9 @@ class FakeVeo(LoopbackServer):
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Buffered: headers and body leave in one segment (flushed after each request), so a kept-alive
+            # connection does not wait ~40 ms on Nagle + delayed ACK for every poll.
+            wbufsize = 1 << 16
 
             def do_POST(self) -> None:
                 self._serve()
