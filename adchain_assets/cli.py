@@ -398,7 +398,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exit_:
         return EXIT_BAD_INPUT if exit_.code else EXIT_OK
-    _use_default_dagster_home()
+    try:
+        _use_default_dagster_home()
+    except OSError as error:
+        if args.command != "doctor":  # doctor reports it as one of its checks
+            print(f"adchain: DAGSTER_HOME={os.environ.get('DAGSTER_HOME')!r} cannot be used: {error}", file=sys.stderr)
+            return EXIT_BAD_INPUT
     try:
         return args.handler(args)
     except SettingsError as error:
