@@ -320,3 +320,19 @@ def test_settings_for_the_vertex_route_are_checked_before_any_call():
         VeoVideoGenerator(route="vertex", project="")
     with pytest.raises(ValueError, match="ADCHAIN_VIDEO_ROUTE"):
         VeoVideoGenerator(route="aws", api_key="k")
+
+
+def test_a_stored_operation_the_endpoint_no_longer_knows_is_replaced_once(fake, slot):
+    slot.save({"operation": f"models/{CURRENT}/operations/expired1", "backend": "veo", "model": CURRENT,
+               "route": "gemini", "started_at": "2026-11-01T00:00:00+00:00"})
+    video = generator(fake).generate(request(), resume=slot)
+    assert fake.start_calls == 1
+    assert slot.load()["operation"] == fake.starts[0].operation != f"models/{CURRENT}/operations/expired1"
+    assert probe(video.mp4).frame_count == 96
+
+
+def test_a_stored_operation_of_another_model_is_not_resumed(fake, slot):
+    slot.save({"operation": "models/veo-3.1-generate-001/operations/op999999", "backend": "veo",
+               "model": "veo-3.1-generate-001", "route": "gemini"})
+    generator(fake).generate(request(), resume=slot)
+    assert fake.start_calls == 1 and fake.starts[0].model == CURRENT

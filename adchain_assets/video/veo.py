@@ -202,7 +202,13 @@ class VeoVideoGenerator(VideoGenerator):
         try:
             outcome = self._wait(transport, record["operation"], started)
         except _Gone:
-            # Operations are kept for days; one that is gone can no longer be downloaded either.
+            if record.get("fresh"):  # just started and already unknown: the endpoint is confused, do not pay again
+                raise VideoGenerationError(
+                    f"Veo does not know the operation {record['operation']} it just started (HTTP 404 on its poll);"
+                    " it is stored with the clip's request, and a retry asks about it again",
+                    reason="OPERATION_NOT_FOUND", retryable=True) from None
+            # A stored operation the endpoint no longer keeps (they live for days): its clip could not be downloaded
+            # either, so a new operation is the only way to the clip.
             logger.warning("Veo: stored operation %s is no longer known to the endpoint; starting a new one",
                            record["operation"])
             if resume is not None:
