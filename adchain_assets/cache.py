@@ -1,6 +1,6 @@
 """The persistent generation cache: an identical request is never paid for twice.
 
-The key is a hash of everything that decides the model's answer: backend, model, the full prompt, the
+The key is a request's fingerprint (:mod:`adchain_assets.outputs`): everything that decides the answer: backend, model, the full prompt, the
 aspect ratio, the *pixels* of each reference image (not their file bytes, so a re-encoded PNG still hits) and
 the take. Entries live under ``<data>/cache/`` and survive restarts. An entry is built in a temporary folder
 ``.<key>.<random>`` (its files and the folder fsynced) and renamed into place, then the parent folder is
@@ -29,35 +29,20 @@ from pathlib import Path
 from typing import Iterator, Optional
 
 from dagster import ConfigurableResource
-from PIL import Image
 
 from adchain_assets.generators.base import GeneratedImage, ImageGenerator, ImageRequest
+from adchain_assets.outputs import Maker, candidate_material, fingerprint, pixel_digest
 from adchain_assets.storage import fsync_directory, make_durable_directories
 from adchain_assets.video.base import GeneratedVideo, OperationSlot, VideoGenerator, VideoRequest
 
-KEY_VERSION = 1
-
-
-def pixel_digest(png: bytes) -> str:
-    """sha256 of the decoded pixels (mode, size, raw bytes): the same picture gives the same digest."""
-    with Image.open(io.BytesIO(png)) as image:
-        digest = hashlib.sha256(f"{image.mode}:{image.size[0]}x{image.size[1]}:".encode())
-        digest.update(image.tobytes())
-    return digest.hexdigest()
 
 
 def request_key(backend: str, model: str, request: ImageRequest) -> str:
-    material = {
-        "v": KEY_VERSION,
-        "backend": backend,
-        "model": model,
-        "prompt": request.prompt.text,
-        "aspect_ratio": request.aspect_ratio,
-        "references": [pixel_digest(reference.png) for reference in request.references],
-        "take": request.take,
-        "candidate": request.candidate,
-    }
-    return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
+    """The key of one image call: the fingerprint of its candidate request (:func:`outputs.candidate_material`)."""
+    pixels = [pixel_digest(reference.png) for reference in request.references]
+    material = candidate_material(Maker(backend, model), request.prompt.text, request.aspect_ratio, pixels,
+                                  request.take, request.candidate)
+    return fingerprint(material)
 
 
 @dataclass(frozen=True)
@@ -232,17 +217,9 @@ class GenerationCache(ConfigurableResource):
             return Generation(image, cache_hit=False, key=key)
 
 
-    def generate_video(self, generator: VideoGenerator, request: VideoRequest, key: Optional[str] = None,
+    def generate_video(self, generator: VideoGenerator, request: VideoRequest, key: str,
                        meter=None) -> "VideoGeneration":
         """The cached clip for ``request`` (under ``key``: the clip's request fingerprint), or the model's."""
-        if key is None:
-            material = {
-                "v": KEY_VERSION, "kind": "video", "backend": generator.backend, "model": generator.model,
-                "prompt": request.prompt, "start": pixel_digest(request.start_png), "end": pixel_digest(request.end_png),
-                "aspect_ratio": request.aspect_ratio, "duration_s": request.duration_s,
-                "resolution": request.resolution, "audio": request.audio,
-            }
-            key = hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 
         def cached() -> Optional[GeneratedVideo]:
             found = self._read_entry(key, "clip.mp4")

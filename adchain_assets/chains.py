@@ -252,7 +252,12 @@ def image_metadata(image: StoredImage) -> dict:
     }
 
 
-def image_asset(slot: Slot) -> AssetsDefinition:
+def step_retry(delay_s: float = 20.0) -> RetryPolicy:
+    """After the SDK's own retries: a step that still failed on a transient fault gets two more chances, later."""
+    return RetryPolicy(max_retries=2, delay=delay_s, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS)
+
+
+def image_asset(slot: Slot, retry_policy: RetryPolicy = STEP_RETRY) -> AssetsDefinition:
     """The asset of one slot; its inputs are the slot's parents in the lineage graph."""
     parents = upstream(slot)
 
@@ -266,7 +271,7 @@ def image_asset(slot: Slot) -> AssetsDefinition:
         check_specs=check_specs(slot),
         code_version=IMAGE_CODE_VERSION,
         pool=MODEL_POOL,
-        retry_policy=STEP_RETRY,
+        retry_policy=retry_policy,
         kinds={"image"},
         description=_CHAIN_DESCRIPTIONS[slot.chain].format(k=slot.scene),
     )
@@ -346,9 +351,9 @@ def image_asset(slot: Slot) -> AssetsDefinition:
     return _image
 
 
-def build_image_assets(max_scenes: int) -> list[AssetsDefinition]:
+def build_image_assets(max_scenes: int, retry_policy: RetryPolicy = STEP_RETRY) -> list[AssetsDefinition]:
     """All three chains, ``max_scenes`` slots each."""
-    return [image_asset(slot) for slot in all_slots(max_scenes)]
+    return [image_asset(slot, retry_policy) for slot in all_slots(max_scenes)]
 
 
 def image_asset_keys(max_scenes: int) -> list[AssetKey]:

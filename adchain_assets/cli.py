@@ -330,6 +330,7 @@ def cmd_status(args) -> int:
         outputs[name] = {
             "state": "made", "take": int(record.get("take", 0)), "sha256": record.get("sha256"),
             "brief_sha256": record.get("brief_sha256"), "cache_hit": bool(record.get("cache_hit", False)),
+            "backend": record.get("backend"),
         }
     if args.json:
         print(json.dumps({
@@ -339,12 +340,12 @@ def cmd_status(args) -> int:
         return EXIT_OK
     if brief_note:
         print(f"brief: {brief_note}")
-    print(f"{'output':<20}{'state':<9}{'take':>5}  cached  sha256")
+    print(f"{'output':<20}{'state':<9}{'take':>5}  {'backend':<9}cached  sha256")
     for name, info in outputs.items():
         if info["state"] != "made":
             print(f"{name:<20}{info['state']:<9}{'-':>5}  {info.get('reason', '')}")
             continue
-        print(f"{name:<20}{'made':<9}{info['take']:>5}  {'yes' if info['cache_hit'] else 'no':<6}  {str(info['sha256'])[:12]}")
+        print(f"{name:<20}{'made':<9}{info['take']:>5}  {str(info['backend'] or '-'):<9}{'yes' if info['cache_hit'] else 'no':<6}  {str(info['sha256'])[:12]}")
     instance = DagsterInstance.get()
     runs = instance.get_runs(RunsFilter(tags={"dagster/partition": campaign}), limit=1)
     if runs and runs[0].status == DagsterRunStatus.FAILURE:

@@ -9,7 +9,7 @@ from pathlib import Path
 from dagster import AssetSelection, Definitions, EnvVar, define_asset_job, multiprocess_executor
 
 from adchain_assets.cache import GenerationCache
-from adchain_assets.chains import build_image_assets
+from adchain_assets.chains import build_image_assets, step_retry
 from adchain_assets.clips import build_clip_assets
 from adchain_assets.resources import CampaignBriefs, ImageModel, VideoModel
 from adchain_assets.sensors import build_brief_sensor
@@ -49,7 +49,7 @@ def build_definitions(settings: Settings) -> Definitions:
     files = CampaignFiles(base_path=settings.storage_url)
     return Definitions(
         assets=[
-            *build_image_assets(settings.max_scenes),
+            *build_image_assets(settings.max_scenes, step_retry(settings.step_retry_delay_s)),
             build_storyboard_asset(settings.max_scenes),
             build_report_asset(settings.max_scenes),
             *build_clip_assets(settings.max_scenes),

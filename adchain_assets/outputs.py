@@ -109,6 +109,16 @@ class Request:
         return [fingerprint(c) for c in self.candidates]
 
 
+def candidate_material(maker: Maker, prompt: str, aspect_ratio: str, reference_pixels: Sequence[str], take: int,
+                       candidate: int) -> dict[str, Any]:
+    """One image call's request: what the generation cache keys on."""
+    return {
+        "kind": "image", "v": CODE_VERSIONS["image"], "backend": maker.backend, "model": maker.model,
+        "prompt": prompt, "aspect_ratio": aspect_ratio, "references": list(reference_pixels), "take": take,
+        "candidate": candidate,
+    }
+
+
 def parents_of(output: str, loaded: LoadedBrief) -> list[str]:
     """The stored outputs whose bytes ``output``'s request uses (only what is shown, for images)."""
     brief = loaded.brief
@@ -126,9 +136,7 @@ def parents_of(output: str, loaded: LoadedBrief) -> list[str]:
         return [Slot(chain, k).key for k in range(1, count + 1) for chain in CHAINS]
     if kind == AD:
         return [clip_output(k) for k in range(1, count + 1)]
-    return [Slot(chain, k).key for k in range(1, count + 1) for chain in CHAINS] + [
-        clip_output(k) for k in range(1, count + 1)
-    ]
+    return [Slot(chain, k).key for k in range(1, count + 1) for chain in CHAINS]  # the report: images and spend
 
 
 def build_request(
@@ -153,12 +161,12 @@ def build_request(
             return Request(output, material, (material,))
         assert image_maker is not None, "an image request needs the image model"
         shown = shown_references(slot, brief.reference_mode)
-        base = {
-            "kind": "image", "v": version, "backend": image_maker.backend, "model": image_maker.model,
-            "prompt": compose_prompt(brief, slot, shown).text, "aspect_ratio": brief.aspect_ratio,
-            "references": [parents[ref.key].pixels for ref in shown], "take": take,
-        }
-        candidates = tuple({**base, "candidate": c} for c in range(brief.takes_per_image))
+        prompt = compose_prompt(brief, slot, shown).text
+        pixels = [parents[ref.key].pixels for ref in shown]
+        candidates = tuple(
+            candidate_material(image_maker, prompt, brief.aspect_ratio, pixels, take, c)
+            for c in range(brief.takes_per_image)
+        )
         material = {"candidates": [fingerprint(c) for c in candidates], "checks": brief.checks.model_dump(),
                     "subjects": [s.model_dump() for s in brief.subjects]}
         return Request(output, material, candidates)

@@ -94,6 +94,8 @@ def build_brief_sensor(job):
         for line in tick.notes:
             context.log.info(line)
         known = set(context.instance.get_dynamic_partitions(campaigns.name))
+        for campaign in sorted(known - set(tick.campaigns) - {p.stem for p in brief_files(briefs)}):
+            tick.notes.append(f"{campaign}: its brief was deleted; nothing was deleted: its outputs stay in storage")
         new_partitions = sorted({run.partition_key for run in tick.runs} - known)
         partition_requests = [campaigns.build_add_request(new_partitions)] if new_partitions else []
         if not tick.runs:

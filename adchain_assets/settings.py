@@ -26,6 +26,19 @@ class SettingsError(ValueError):
     """An environment variable of the project holds a value it cannot use."""
 
 
+def _seconds(name: str, default: float, env: "Mapping[str, str] | None" = None) -> float:
+    raw = (os.environ if env is None else env).get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 3600:
+        raise SettingsError(f"{name}={raw!r}: must be a number of seconds from 0 to 3600")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: str = "data"
@@ -35,6 +48,7 @@ class Settings:
     video_backend: str = "preview"
     video_model: str = DEFAULT_VIDEO_MODEL
     storage: str = ""  # ADCHAIN_STORAGE_URL; empty: the data folder
+    step_retry_delay_s: float = 20.0  # ADCHAIN_STEP_RETRY_DELAY_S: first wait before a failed step is retried
     video_route: str = "gemini"  # ADCHAIN_VIDEO_ROUTE: gemini | vertex
     cloud_project: str = ""  # GOOGLE_CLOUD_PROJECT (vertex route)
     cloud_location: str = DEFAULT_VERTEX_LOCATION  # GOOGLE_CLOUD_LOCATION (vertex route)
@@ -73,6 +87,7 @@ class Settings:
             video_backend=video_backend,
             video_model=env.get("ADCHAIN_VIDEO_MODEL", DEFAULT_VIDEO_MODEL) or DEFAULT_VIDEO_MODEL,
             storage=env.get("ADCHAIN_STORAGE_URL", "").strip(),
+            step_retry_delay_s=_seconds("ADCHAIN_STEP_RETRY_DELAY_S", 20.0, env),
             video_route=route,
             cloud_project=env.get("GOOGLE_CLOUD_PROJECT", "").strip(),
             cloud_location=env.get("GOOGLE_CLOUD_LOCATION", "").strip() or DEFAULT_VERTEX_LOCATION,

@@ -121,11 +121,11 @@ def build_storyboard_asset(max_scenes: int):
 def build_report_asset(max_scenes: int):
     @asset(
         key=REPORT_KEY,
-        deps=[*image_asset_keys(max_scenes), *[AssetKey(["clip", f"scene_{k}"]) for k in range(1, max_scenes + 1)]],
+        deps=image_asset_keys(max_scenes),
         partitions_def=campaigns,
         group_name="review",
         kinds={"pandas", "csv"},
-        description="What each image and clip cost and how consistent it is, and the campaign's spend from the ledger.",
+        description="What each image cost and how consistent it is, and the campaign's spend from the ledger.",
     )
     def report(context: AssetExecutionContext, briefs: CampaignBriefs, files: CampaignFiles) -> MaterializeResult:
         campaign = context.partition_key

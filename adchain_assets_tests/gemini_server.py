@@ -112,6 +112,7 @@ class RecordedRequest:
     error: str | None = None
     reply_status: int | None = None  # None: no answer was sent (a Drop)
     returned_image: bytes | None = None
+    reply_body: dict | None = None  # the JSON body sent back (its usageMetadata is what was billed)
     received_at: float = field(default_factory=time.monotonic)  # time.monotonic() when the request was read
 
 
@@ -365,6 +366,8 @@ class FakeGemini(LoopbackServer):
         self.requests: list[RecordedRequest] = []
         self.replies: deque[ScriptedReply] = deque()
         self._lock = threading.Lock()
+        self.in_flight = 0  # requests being answered right now
+        self.max_in_flight = 0  # the most ever answered at once
         self._listen(host, port)
 
     @property
@@ -441,15 +444,21 @@ class FakeGemini(LoopbackServer):
                 request = _record(self.command, self.path, headers, raw)
                 with fake._lock:
                     fake.requests.append(request)
+                    fake.in_flight += 1
+                    fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
                 try:
                     reply = fake._answer(request)
                 except Exception as exc:  # a bug in a scripted reply: show it to the client, not a disconnect
                     reply = error_reply(500, f"FakeGemini failed: {exc!r}")
+                finally:
+                    with fake._lock:
+                        fake.in_flight -= 1
                 if isinstance(reply, Drop):
                     self.close_connection = True  # no status line, no body: the client sees the connection end
                     return
                 payload = reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
                 request.reply_status = reply.status
+                request.reply_body = reply.body if isinstance(reply.body, dict) else None
                 request.returned_image = _first_image(reply.body) if reply.status == 200 else None
                 try:
                     self.send_response(reply.status)

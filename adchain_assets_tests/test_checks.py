@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import pandas as pd
+from dagster import AssetKey
 from PIL import Image
 
 from adchain_assets.chains import run_selection
@@ -35,7 +36,7 @@ def evaluations(result) -> dict[tuple[str, str], object]:
 
 def test_a_user_photo_campaign_shows_cross_and_self_identity_numbers_for_every_image_with_the_character(data_dir, instance, fake_gemini):
     answer_with(fake_gemini, lambda request: "leslie_2.jpg")  # the same woman as the brief's photo (leslie_1)
-    result = run_campaign(data_dir, instance, "muse-portrait", selection=run_selection(MUSE)[:10], image_backend="gemini")
+    result = run_campaign(data_dir, instance, "muse-portrait", selection=run_selection(MUSE)[:10] + [AssetKey("report")], image_backend="gemini")
     assert result.success
     checks = evaluations(result)
     for slot in MUSE:

@@ -20,7 +20,7 @@ def adchain(env, *args):
 def test_materialize_and_status_use_the_instance_in_dagster_home(cli_env, data_dir):
     done = adchain(cli_env, "materialize", "muse-portrait")
     assert done.returncode == 0, done.stderr
-    assert "muse-portrait: 9 images" in done.stdout and "storyboard.png" in done.stdout
+    assert "muse-portrait: 15 outputs made" in done.stdout and "storyboard.png" in done.stdout
     assert (data_dir / "campaigns" / "muse-portrait" / "storyboard.png").exists()
     with _instance(cli_env) as instance:
         runs = instance.get_runs()
@@ -30,7 +30,7 @@ def test_materialize_and_status_use_the_instance_in_dagster_home(cli_env, data_d
     status = adchain(cli_env, "status", "muse-portrait")
     assert status.returncode == 0
     assert "reference/scene_1" in status.stdout and "user" in status.stdout
-    assert "end/scene_3" in status.stdout and "cost of these images: $0.0000" in status.stdout
+    assert "end/scene_3" in status.stdout and "spent on this campaign so far" in status.stdout and "$0.0000" in status.stdout
 
 
 def _instance(env):

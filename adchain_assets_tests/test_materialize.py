@@ -36,7 +36,8 @@ def run_campaign(data_dir: Path, instance, campaign: str, selection=None, run_co
 
 def files_of(data_dir: Path, campaign: str, suffix: str) -> list[str]:
     root = data_dir / "campaigns" / campaign
-    return sorted(str(p.relative_to(root)) for p in root.rglob(f"*{suffix}"))
+    return sorted(str(p.relative_to(root)) for p in root.rglob(f"*{suffix}")
+                  if p.relative_to(root).parts[0] not in ("briefs", "runs"))  # pinned briefs and run records
 
 
 def test_four_scene_campaign_writes_twelve_images_with_provenance(data_dir, instance):
