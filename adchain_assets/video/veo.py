@@ -8,7 +8,7 @@ video. Two routes, chosen by ``route`` (``ADCHAIN_VIDEO_ROUTE``):
   itself uses): ``POST {base}/v1beta/models/{model}:predictLongRunning``, ``GET {base}/v1beta/{operation name}``,
   then ``GET`` of the file URI the result names (the API answers it with a redirect to the bytes). The key travels
   only in the ``x-goog-api-key`` header, and only to the API's own origin: a redirect to another host is followed
-  without it (httpx forwards custom headers across hosts). google-genai 3.x refuses ``generate_videos`` on the
+  without it (httpx2 strips only ``Authorization`` on such a redirect). google-genai 3.x refuses ``generate_videos`` on the
   Gemini API before sending anything, so the SDK is not used on this route.
 * ``vertex`` — Vertex AI (Gemini Enterprise Agent Platform) through google-genai's public
   ``client.models.generate_videos`` and ``client.operations.get`` (``vertexai=True``, project, location, Application
