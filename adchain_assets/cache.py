@@ -34,7 +34,7 @@ from upath import UPath
 from adchain_assets.generators.base import GeneratedImage, ImageGenerator, ImageRequest
 from adchain_assets.outputs import Maker, candidate_material, fingerprint, pixel_digest
 from adchain_assets.storage import fsync_directory, make_durable_directories
-from adchain_assets.video.base import GeneratedVideo, VideoGenerator, VideoRequest
+from adchain_assets.video.base import GeneratedVideo, OperationSlot, VideoGenerator, VideoRequest
 
 
 
@@ -263,7 +263,7 @@ class GenerationCache(ConfigurableResource):
             hit = cached()
             if hit is not None:
                 return VideoGeneration(hit, cache_hit=True)
-            video = generator.generate(request, meter=meter) if meter is not None else generator.generate(request)
+            video = generator.generate(request, meter=meter, resume=OperationSlot(self.root, key))
             meta = {name: getattr(video, name) for name in ("backend", "model", "duration_s", "width", "height", "frame_count", "fps", "cost_usd", "latency_s")}
             self._write_entry_locked(key, "clip.mp4", video.mp4, meta)
             return VideoGeneration(video, cache_hit=False)

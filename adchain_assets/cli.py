@@ -193,6 +193,12 @@ def _plan(campaign: str):
     settings = Settings.from_env()
     briefs = CampaignBriefs(data_dir=settings.data_dir, max_scenes=settings.max_scenes, storage_url=settings.storage_url)
     loaded = briefs.load(campaign)
+    from adchain_assets.brief import BriefError
+    from adchain_assets.catalogue import models_in_use, problems_for
+
+    problems = problems_for(loaded.brief, *models_in_use(settings), file=str(loaded.path))
+    if problems:  # what the configured models cannot make: bad input, before any call
+        raise BriefError(problems)
     files = CampaignFiles(base_path=settings.storage_url)
     image_model = ImageModel(backend=settings.image_backend, model=settings.image_model)
     video_model = VideoModel(backend=settings.video_backend, model=settings.video_model)
@@ -230,9 +236,14 @@ def cmd_validate(args) -> int:
 
     settings = Settings.from_env()
     status = EXIT_OK
+    from adchain_assets.catalogue import models_in_use, problems_for
+
     for path in args.briefs:
         try:
             loaded = load_brief(Path(path), max_scenes=settings.max_scenes)
+            problems = problems_for(loaded.brief, *models_in_use(settings), file=str(path))
+            if problems:  # what the configured models cannot make, before any call
+                raise BriefError(problems)
         except BriefError as error:
             print(error, file=sys.stderr)
             status = EXIT_BAD_INPUT
@@ -246,6 +257,18 @@ def cmd_validate(args) -> int:
         for line in warnings:  # on stdout: stderr is for what makes the exit status 2
             print(f"warning: {line}")
     return status
+
+
+def cmd_doctor(args) -> int:
+    from adchain_assets.doctor import doctor
+
+    return doctor()
+
+
+def cmd_models(args) -> int:
+    from adchain_assets.doctor import models
+
+    return models()
 
 
 def cmd_materialize(args) -> int:
@@ -416,6 +439,10 @@ def build_parser() -> argparse.ArgumentParser:
     regenerate.set_defaults(handler=cmd_regenerate)
     demo = commands.add_parser("demo", help="materialize every sample brief offline")
     demo.set_defaults(handler=cmd_demo)
+    doctor = commands.add_parser("doctor", help="check the set-up (key, endpoint, models, prices, folders); exit 1 on a failed check")
+    doctor.set_defaults(handler=cmd_doctor)
+    models = commands.add_parser("models", help="the model catalogue: routes, shapes, prices, shutdown dates, sources")
+    models.set_defaults(handler=cmd_models)
     from adchain_assets.draft import add_parser as add_draft_parser
 
     add_draft_parser(commands)
@@ -430,7 +457,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exit_:
         return EXIT_BAD_INPUT if exit_.code else EXIT_OK
-    _use_default_dagster_home()
+    try:
+        _use_default_dagster_home()
+    except OSError as error:
+        if args.command != "doctor":  # doctor reports it as one of its checks
+            print(f"adchain: DAGSTER_HOME={os.environ.get('DAGSTER_HOME')!r} cannot be used: {error}", file=sys.stderr)
+            return EXIT_BAD_INPUT
     try:
         return args.handler(args)
     except SettingsError as error:

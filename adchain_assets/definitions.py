@@ -82,7 +82,10 @@ def build_definitions(settings: Settings) -> Definitions:
         backend=settings.video_backend,
         model=settings.video_model,
         api_key=_env("GEMINI_API_KEY"),
-        base_url=_env("GEMINI_BASE_URL"),
+        base_url=_env("GEMINI_BASE_URL") if settings.video_route == "gemini" else (settings.vertex_base_url or None),
+        route=settings.video_route,
+        project=settings.cloud_project or None,
+        location=settings.cloud_location,
     )
     assets = [
         *build_image_assets(settings.max_scenes, step_retry(settings.step_retry_delay_s)),

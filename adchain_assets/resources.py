@@ -103,6 +103,9 @@ class VideoModel(ConfigurableResource):
     base_url: Optional[str] = None
     poll_interval_s: float = 10.0
     max_wait_s: float = 600.0
+    route: str = "gemini"  # ADCHAIN_VIDEO_ROUTE: gemini (GEMINI_API_KEY) or vertex (project, location, ADC)
+    project: Optional[str] = None
+    location: Optional[str] = None
 
     def maker(self) -> Maker:
         if self.backend == "preview":
@@ -122,7 +125,10 @@ class VideoModel(ConfigurableResource):
             return VeoVideoGenerator(
                 api_key=self.api_key or "",
                 model=self.model,
+                route=self.route,
                 base_url=self.base_url or None,
+                project=self.project,
+                location=self.location,
                 poll_interval_s=self.poll_interval_s,
                 max_wait_s=self.max_wait_s,
             )

@@ -21,6 +21,7 @@ import dagster as dg
 from adchain_assets.automation import BRIEF_SENSOR, SENSOR_NAME, owner_of
 from adchain_assets.brief import BriefError, campaign_id_problem
 from adchain_assets.chains import campaigns
+from adchain_assets.catalogue import problems_for
 from adchain_assets.lint import lint_messages
 from adchain_assets.plan import Plan, busy_campaigns, plan_with
 from adchain_assets.resources import CampaignBriefs, ImageModel, VideoModel
@@ -59,6 +60,14 @@ def plan_tick(briefs: CampaignBriefs, files: CampaignFiles, image_model: ImageMo
             continue
         try:
             loaded = briefs.load(campaign)
+            problems = problems_for(
+                loaded.brief,
+                image_model.model if image_model.backend == "gemini" else None,
+                video_model.model if video_model.backend == "veo" else None,
+                file=str(loaded.path),
+            )
+            if problems:  # what the configured models cannot make: reported like any bad brief
+                raise BriefError(problems)
         except BriefError as error:
             tick.problems += [str(p) for p in error.problems]
             continue

@@ -1,12 +1,23 @@
-"""The environment the project reads (the CONTRACT's table), in one place."""
+"""The environment the project reads (the CONTRACT's table), in one place.
+
+The default models are current generally-available models from the catalogue (``catalogue.yaml``; ``adchain
+models`` prints it): ``gemini-3.1-flash-image`` for images (Gemini API) and ``veo-3.1-fast-generate-001`` for clips.
+``ADCHAIN_IMAGE_MODEL`` / ``ADCHAIN_VIDEO_MODEL`` change them; ``ADCHAIN_VIDEO_ROUTE`` picks how Veo is reached:
+``gemini`` (the Gemini API's REST protocol, ``GEMINI_API_KEY``/``GEMINI_BASE_URL``) or ``vertex`` (Vertex AI through
+google-genai, ``GOOGLE_CLOUD_PROJECT``/``GOOGLE_CLOUD_LOCATION`` and Application Default Credentials;
+``ADCHAIN_VERTEX_BASE_URL`` points it at a proxy or a local protocol server).
+"""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Mapping
 
-DEFAULT_IMAGE_MODEL = "gemini-2.5-flash-image"
-DEFAULT_VIDEO_MODEL = "veo-3.1-fast-generate-preview"
+DEFAULT_IMAGE_MODEL = "gemini-3.1-flash-image"
+DEFAULT_VIDEO_MODEL = "veo-3.1-fast-generate-001"
+DEFAULT_VERTEX_LOCATION = "us-central1"
+VIDEO_ROUTES = ("gemini", "vertex")
 DEFAULT_TEXT_MODEL = "gemini-2.5-flash"  # adchain draft's model (ADCHAIN_TEXT_MODEL)
 IMAGE_BACKENDS = ("preview", "gemini")
 VIDEO_BACKENDS = ("preview", "veo")
@@ -16,8 +27,8 @@ class SettingsError(ValueError):
     """An environment variable of the project holds a value it cannot use."""
 
 
-def _seconds(name: str, default: float) -> float:
-    raw = os.getenv(name, "").strip()
+def _seconds(name: str, default: float, env: "Mapping[str, str] | None" = None) -> float:
+    raw = (os.environ if env is None else env).get(name, "").strip()
     if not raw:
         return default
     try:
@@ -40,6 +51,10 @@ class Settings:
     storage: str = ""  # ADCHAIN_STORAGE_URL; empty: the data folder
     text_model: str = DEFAULT_TEXT_MODEL  # ADCHAIN_TEXT_MODEL: adchain draft's model
     step_retry_delay_s: float = 20.0  # ADCHAIN_STEP_RETRY_DELAY_S: first wait before a failed step is retried
+    video_route: str = "gemini"  # ADCHAIN_VIDEO_ROUTE: gemini | vertex
+    cloud_project: str = ""  # GOOGLE_CLOUD_PROJECT (vertex route)
+    cloud_location: str = DEFAULT_VERTEX_LOCATION  # GOOGLE_CLOUD_LOCATION (vertex route)
+    vertex_base_url: str = ""  # ADCHAIN_VERTEX_BASE_URL (vertex route); empty: Google's
 
     @property
     def storage_url(self) -> str:
@@ -47,14 +62,19 @@ class Settings:
         return self.storage or self.data_dir
 
     @classmethod
-    def from_env(cls) -> "Settings":
-        backend = os.getenv("ADCHAIN_IMAGE_BACKEND", "preview").strip() or "preview"
+    def from_env(cls, environ: "Mapping[str, str] | None" = None) -> "Settings":
+        """The settings in ``environ`` (default: this process's environment)."""
+        env = os.environ if environ is None else environ
+        backend = env.get("ADCHAIN_IMAGE_BACKEND", "preview").strip() or "preview"
         if backend not in IMAGE_BACKENDS:
             raise SettingsError(f"ADCHAIN_IMAGE_BACKEND={backend!r}: use one of {', '.join(IMAGE_BACKENDS)}")
-        video_backend = os.getenv("ADCHAIN_VIDEO_BACKEND", "preview").strip() or "preview"
+        video_backend = env.get("ADCHAIN_VIDEO_BACKEND", "preview").strip() or "preview"
         if video_backend not in VIDEO_BACKENDS:
             raise SettingsError(f"ADCHAIN_VIDEO_BACKEND={video_backend!r}: use one of {', '.join(VIDEO_BACKENDS)}")
-        raw_max = os.getenv("ADCHAIN_MAX_SCENES", "8")
+        route = env.get("ADCHAIN_VIDEO_ROUTE", "gemini").strip().lower() or "gemini"
+        if route not in VIDEO_ROUTES:
+            raise SettingsError(f"ADCHAIN_VIDEO_ROUTE={route!r}: use one of {', '.join(VIDEO_ROUTES)}")
+        raw_max = env.get("ADCHAIN_MAX_SCENES", "8")
         try:
             max_scenes = int(raw_max)
         except ValueError:
@@ -62,13 +82,17 @@ class Settings:
         if not 1 <= max_scenes <= 64:
             raise SettingsError(f"ADCHAIN_MAX_SCENES={raw_max!r}: must be a whole number from 1 to 64")
         return cls(
-            data_dir=os.getenv("ADCHAIN_DATA_DIR", "data") or "data",
+            data_dir=env.get("ADCHAIN_DATA_DIR", "data") or "data",
             image_backend=backend,
-            image_model=os.getenv("ADCHAIN_IMAGE_MODEL", DEFAULT_IMAGE_MODEL) or DEFAULT_IMAGE_MODEL,
+            image_model=env.get("ADCHAIN_IMAGE_MODEL", DEFAULT_IMAGE_MODEL) or DEFAULT_IMAGE_MODEL,
             max_scenes=max_scenes,
             video_backend=video_backend,
-            video_model=os.getenv("ADCHAIN_VIDEO_MODEL", DEFAULT_VIDEO_MODEL) or DEFAULT_VIDEO_MODEL,
-            storage=os.getenv("ADCHAIN_STORAGE_URL", "").strip(),
-            text_model=os.getenv("ADCHAIN_TEXT_MODEL", "").strip() or DEFAULT_TEXT_MODEL,
-            step_retry_delay_s=_seconds("ADCHAIN_STEP_RETRY_DELAY_S", 20.0),
+            video_model=env.get("ADCHAIN_VIDEO_MODEL", DEFAULT_VIDEO_MODEL) or DEFAULT_VIDEO_MODEL,
+            storage=env.get("ADCHAIN_STORAGE_URL", "").strip(),
+            step_retry_delay_s=_seconds("ADCHAIN_STEP_RETRY_DELAY_S", 20.0, env),
+            video_route=route,
+            cloud_project=env.get("GOOGLE_CLOUD_PROJECT", "").strip(),
+            cloud_location=env.get("GOOGLE_CLOUD_LOCATION", "").strip() or DEFAULT_VERTEX_LOCATION,
+            vertex_base_url=env.get("ADCHAIN_VERTEX_BASE_URL", "").strip(),
+            text_model=env.get("ADCHAIN_TEXT_MODEL", "").strip() or DEFAULT_TEXT_MODEL,
         )

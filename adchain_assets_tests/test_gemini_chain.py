@@ -8,6 +8,7 @@ from dagster import AssetKey
 from PIL import Image
 
 from adchain_assets.references import Slot, shown_references
+from adchain_assets.settings import DEFAULT_IMAGE_MODEL
 
 from .gemini_server import FakeGemini, no_image_reply
 from .test_materialize import run_campaign
@@ -46,7 +47,7 @@ def test_requests_carry_exactly_the_contract_references_and_files_keep_the_retur
         assert pixels(png) == pixels(request.returned_image), key
         assert request.aspect_ratio == ("9:16" if campaign == "aurora-perfume" else "4:5")
         assert request.response_modalities == ["IMAGE"]
-        assert request.model == "gemini-2.5-flash-image"
+        assert request.model == DEFAULT_IMAGE_MODEL  # the catalogue's current default
         assert record["cost_usd"] > 0.03 and record["model"]
 
 

@@ -10,16 +10,17 @@ from pathlib import Path
 import imageio_ffmpeg
 import numpy as np
 import pytest
-from google.genai import errors
 from PIL import Image
 
 from adchain_assets.video.base import VideoGenerationError, VideoRequest, probe, read_frames
-from adchain_assets.video.veo import PRICES, VeoVideoGenerator, veo_seconds
+from adchain_assets.catalogue import price
+from adchain_assets.settings import DEFAULT_VIDEO_MODEL
+from adchain_assets.video.veo import VeoVideoGenerator, veo_seconds
 from adchain_assets_tests.gemini_server import error_reply
 from adchain_assets_tests.veo_server import Fail, FakeVeo, Filter, Finish, Never
 
 API_KEY = "AIza-test-SECRET-7d1e0a"
-MODEL = "veo-3.1-fast-generate-preview"
+MODEL = DEFAULT_VIDEO_MODEL
 
 
 def noise_png(size: tuple[int, int], seed: int) -> bytes:
@@ -62,7 +63,7 @@ def fake_veo(served_clip):
 
 
 def generator(fake: FakeVeo, **options) -> VeoVideoGenerator:
-    options = {"poll_interval_s": 0.01, "max_wait_s": 5.0, "timeout_s": 10.0, **options}
+    options = {"poll_interval_s": 0.01, "max_wait_s": 5.0, "timeout_s": 10.0, "initial_delay_s": 0.01, **options}
     return VeoVideoGenerator(api_key=API_KEY, base_url=fake.base_url, **options)
 
 
@@ -113,7 +114,7 @@ def test_polls_until_done_then_downloads_the_served_clip(fake_veo, served_clip):
     assert video.mp4 == served_clip
     assert (video.backend, video.model) == ("veo", MODEL)
     assert (video.width, video.height, video.frame_count, video.fps, video.duration_s) == (320, 180, 24, 24.0, 1.0)
-    assert video.cost_usd == pytest.approx(PRICES[MODEL] * 1.0)
+    assert video.cost_usd == pytest.approx(price(MODEL, {"seconds": 4, "resolution": "720p"}))  # billed as asked: 4 s
     assert video.latency_s > 0
 
 
@@ -156,23 +157,27 @@ def test_an_operation_that_never_finishes_times_out_naming_it(fake_veo):
     assert fake_veo.polls(fake_veo.starts[0].operation) >= 5
 
 
-def test_http_errors_surface_as_the_sdks_api_error_for_a_retry_policy(fake_veo):
-    fake_veo.script(error_reply(429, "Resource has been exhausted (e.g. check quota)."))
-    with pytest.raises(errors.APIError) as caught:
-        generator(fake_veo).generate(request())
-    assert caught.value.code == 429
+def test_a_rate_limited_start_is_retried_then_a_retryable_error_naming_the_status(fake_veo):
+    quota = error_reply(429, "Resource has been exhausted (e.g. check quota).")
+    fake_veo.script(quota, quota, quota)
+    with pytest.raises(VideoGenerationError) as caught:
+        generator(fake_veo, http_attempts=3).generate(request())
+    assert (caught.value.reason, caught.value.retryable) == ("HTTP_429", True)
+    assert "Resource has been exhausted" in str(caught.value) and "3 attempts" in str(caught.value)
+    assert fake_veo.start_calls == 3 and not fake_veo.starts[-1].operation
 
 
 def test_the_api_key_appears_in_no_error_and_no_repr(fake_veo):
-    fake_veo.script(Filter(), Fail(), Never(), error_reply(500, "internal"))
-    veo = generator(fake_veo, max_wait_s=0.1)
+    fake_veo.script(Filter(), Fail(), Never(), error_reply(500, f"internal: echoing {API_KEY}"))
+    veo = generator(fake_veo, max_wait_s=0.1, http_attempts=1)
     texts = [repr(veo)]
     for _ in range(4):
         with pytest.raises(Exception) as caught:
             veo.generate(request())
         texts += [str(caught.value), repr(caught.value)]
-    with pytest.raises(errors.APIError) as wrong_key:
+    with pytest.raises(VideoGenerationError) as wrong_key:
         VeoVideoGenerator(api_key="AIza-wrong-SECRET", base_url=fake_veo.base_url).generate(request())
+    assert wrong_key.value.reason == "HTTP_400" and "GEMINI_API_KEY" in str(wrong_key.value)
     texts += [str(wrong_key.value)]
     assert not [text for text in texts if "SECRET" in text]
 

@@ -270,7 +270,7 @@ class GeminiGenerator(ImageGenerator):
         try:
             response = self.client.models.generate_content(model=self.model, contents=contents, config=config)
         except errors.APIError as exc:
-            error, cause = _http_error(exc, self.http_attempts), exc
+            error, cause = _http_error(exc, self.http_attempts, self.model), exc
         except Exception as exc:
             error, cause = _transport_error(exc, self.http_attempts, self.timeout_s), exc
             if error is None:
@@ -300,8 +300,9 @@ class GeminiGenerator(ImageGenerator):
         return cost, usage
 
 
-def _http_error(exc: errors.APIError, attempts: int) -> GenerationError:
-    """The SDK's HTTP error (its retries used up, or a status it does not retry) as a GenerationError."""
+def _http_error(exc: errors.APIError, attempts: int, model: str = "") -> GenerationError:
+    """The SDK's HTTP error (its retries used up, or a status it does not retry) as a GenerationError; a 404 names
+    the model and the variable that changes it (a retired model answers 404)."""
     code = exc.code
     retryable = code in HTTP_RETRY_STATUSES
     message = f"Gemini answered HTTP {code}" + (f" {exc.status}" if exc.status else "")
@@ -314,6 +315,9 @@ def _http_error(exc: errors.APIError, attempts: int) -> GenerationError:
     hint = _retry_hint(exc)
     if hint:
         message += f"; the server asked to wait {hint} before retrying"
+    if code == 404 and model:
+        message += (f"; image model {model!r} is not available on this endpoint (retired?): set ADCHAIN_IMAGE_MODEL"
+                    " to a current model (`adchain models` lists them, `adchain doctor` checks them)")
     return GenerationError(message, reason=f"HTTP_{code}" if code else "HTTP_ERROR", retryable=retryable)
 
 

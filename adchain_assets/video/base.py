@@ -40,11 +40,16 @@ class VideoGenerationError(Exception):
 
     ``reason`` is the model's own word for it (``RAI_FILTERED``, an operation's status such as
     ``INVALID_ARGUMENT``, or ``TIMEOUT``), so that messages and retries can be decided on it rather than on text.
+
+    ``retryable`` is set when asking again may well succeed (a transient HTTP status that outlasted the retries, a
+    poll deadline passed while the operation still runs): a retried step resumes the stored operation, it never
+    starts a second one. A safety filter, an operation error and a retired model are final.
     """
 
-    def __init__(self, message: str, reason: str = "UNKNOWN"):
+    def __init__(self, message: str, reason: str = "UNKNOWN", retryable: bool = False):
         super().__init__(message)
         self.reason = reason
+        self.retryable = retryable
 
 
 @dataclass(frozen=True)
@@ -76,13 +81,64 @@ class GeneratedVideo:
     cost_usd: float
 
 
+class OperationSlot:
+    """Where the long-running operation of one clip request is remembered: ``<root>/<key[:2]>/<key>.operation.json``.
+
+    ``root`` is the generation cache's folder (a local path or an fsspec URL) and ``key`` the clip's request
+    fingerprint (the cache key), so the record sits beside the clip's cache entry. A generator saves the operation's
+    name the moment the start call returns (written atomically: temporary file, fsync, rename) and, on any later
+    attempt for the same request (a retried step, a rerun, another worker after this one was killed), resumes
+    polling that operation instead of paying for a new one. The record is cleared once the operation is known to
+    have produced nothing billable (an operation error, a safety filter).
+    """
+
+    def __init__(self, root: str, key: str):
+        from upath import UPath
+
+        self.key = key
+        self.path = UPath(str(root)) / key[:2] / f"{key}.operation.json"
+
+    def __repr__(self) -> str:
+        return f"OperationSlot({str(self.path)!r})"
+
+    def load(self) -> dict[str, Any] | None:
+        """The stored record (``{"operation", "backend", "model", "route", "started_at", ...}``), or None."""
+        import json
+
+        try:
+            record = json.loads(self.path.read_text())
+        except FileNotFoundError:
+            return None
+        except ValueError:  # a record is written atomically; an unreadable one is not ours to trust
+            return None
+        return record if isinstance(record, dict) and record.get("operation") else None
+
+    def save(self, record: dict[str, Any]) -> None:
+        import json
+
+        from adchain_assets.storage import write_atomically
+
+        write_atomically(self.path, json.dumps(record, sort_keys=True).encode() + b"\n")
+
+    def clear(self) -> None:
+        try:
+            self.path.unlink()
+        except FileNotFoundError:
+            pass
+
+
 class VideoGenerator(ABC):
     backend: str
     model: str
 
     @abstractmethod
-    def generate(self, request: VideoRequest, meter=None) -> GeneratedVideo:
-        """Return one clip for the request, or raise :class:`VideoGenerationError`."""
+    def generate(self, request: VideoRequest, meter=None, resume: OperationSlot | None = None) -> GeneratedVideo:
+        """Return one clip for the request, or raise :class:`VideoGenerationError`.
+
+        ``meter`` records each billed reply in the ledger; ``resume`` (given by the cache, per request fingerprint)
+        is where a backend with long-running operations keeps the operation it started, so that it is never paid
+        for twice. Backends that make clips locally ignore both.
+        """
 
 
 @dataclass(frozen=True)

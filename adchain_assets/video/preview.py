@@ -26,7 +26,7 @@ class PreviewVideoGenerator(VideoGenerator):
     backend = "preview"
     model = "preview-dissolve-v1"
 
-    def generate(self, request: VideoRequest, meter=None) -> GeneratedVideo:  # free: nothing to meter
+    def generate(self, request: VideoRequest, meter=None, resume=None) -> GeneratedVideo:  # free, local: nothing to meter or resume
         started = time.perf_counter()
         size = frame_size(request.aspect_ratio)
         count = max(1, round(request.duration_s * FPS))
