@@ -17,7 +17,7 @@ def test_four_commands_at_once_on_a_fresh_home_all_work_and_later_ones_too(cli_e
     outcomes = [(args, *process.communicate(timeout=300), process.returncode) for args, process in zip(commands, processes)]
     failed = [f"adchain {' '.join(args)} exited {code}:\n{err[-1500:]}" for args, _, err, code in outcomes if code != 0]
     assert not failed, "\n\n".join(failed)
-    assert all("cost of these images: $0.0000" in out for _, out, _, _ in outcomes)
+    assert all("spent on this campaign so far" in out and "$0.0000" in out for _, out, _, _ in outcomes)
     again = subprocess.run([ADCHAIN, "status", "muse-portrait"], env=cli_env, cwd=PROJECT, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr
     with _instance(cli_env) as instance:  # one schema: the instance opens and answers
