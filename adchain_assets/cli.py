@@ -222,6 +222,13 @@ def run_campaign(campaign: str, *, out=sys.stdout) -> int:
     for name, reason in plan.held:
         print(f"{campaign}: {name} held ({reason}); change its text or ask for a new take", file=sys.stderr)
     if not plan.outdated:
+        from dagster import DagsterInstance
+
+        from adchain_assets.chains import campaigns
+
+        instance = DagsterInstance.get()  # registered as a partition even when nothing is left to make
+        if not instance.has_dynamic_partition(campaigns.name, campaign):
+            instance.add_dynamic_partitions(campaigns.name, [campaign])
         print(f"{campaign}: up to date, nothing to make", file=out)
         return EXIT_FAILED if plan.held else EXIT_OK
     sha = pin(loaded, briefs.storage)
