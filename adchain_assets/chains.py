@@ -15,7 +15,6 @@ from typing import Callable, Iterable, Mapping, Optional
 
 from dagster import (
     AssetExecutionContext,
-    AssetIn,
     AssetKey,
     AssetsDefinition,
     Backoff,
@@ -46,7 +45,7 @@ from adchain_assets.checks import (
 )
 from adchain_assets.features import FeatureStore
 from adchain_assets.generators.base import GenerationError, ImageGenerator, ImageRequest, ReferenceImage
-from adchain_assets.ledger import OK, CallMeter, Ledger
+from adchain_assets.ledger import CallMeter, Ledger
 from adchain_assets.outputs import Parent, Request, build_request, pixel_digest
 from adchain_assets.prompts import compose_prompt
 from adchain_assets.references import Slot, all_slots, shown_references, upstream
@@ -86,10 +85,6 @@ class ImageRunConfig(Config):
 def op_name(slot: Slot) -> str:
     """Dagster's name for the step of an asset: its key path joined by ``__``."""
     return "__".join(slot.key_path)
-
-
-def input_name(slot: Slot) -> str:
-    return f"{slot.chain}_scene_{slot.scene}"
 
 
 def thumbnail_markdown(png: bytes, alt: str, max_px: int = THUMBNAIL_PX) -> str:
@@ -231,11 +226,7 @@ def _provenance(loaded: LoadedBrief, slot: Slot, png: bytes, request: Request, *
 
 def held_call(ledger: Ledger, campaign: str, output: str, request: Request):
     """The ledger's final refusal of exactly this request, if the model gave one: it is not asked again."""
-    for key in request.candidate_fingerprints or [request.fingerprint]:
-        last = ledger.last_call(campaign, output, key)
-        if last is not None and last.final and last.outcome != OK:
-            return last
-    return None
+    return ledger.latest(campaign).refusal(output, request.call_keys)
 
 
 def image_metadata(image: StoredImage) -> dict:

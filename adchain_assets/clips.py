@@ -13,7 +13,6 @@ from datetime import datetime, timezone
 import numpy as np
 from dagster import (
     AssetExecutionContext,
-    AssetIn,
     AssetKey,
     BetaWarning,
     DataVersion,

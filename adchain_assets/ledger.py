@@ -18,7 +18,7 @@ import logging
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterator, Mapping, Optional
+from typing import Any, Callable, Iterable, Iterator, Mapping, Optional
 
 from upath import UPath
 
@@ -91,15 +91,33 @@ class Ledger:
                 logger.warning("ledger record %s cannot be read (%s); left alone", path, error)
 
     def spend(self, campaign: str) -> Spend:
-        calls = self.calls(campaign)
-        billed = [c for c in calls if c.usage]  # a reply that reported usage; an HTTP error bills nothing
-        priced = [c.cost_usd for c in billed if c.cost_usd is not None]
-        return Spend(float(round(sum(priced), 6)), len(billed), sum(1 for c in billed if c.cost_usd is None))
+        return spend_of(self.calls(campaign))
 
-    def last_call(self, campaign: str, output: str, request_sha256: str) -> Optional[Call]:
-        """The latest call made for exactly this request of ``output``."""
-        mine = [c for c in self.calls(campaign) if c.output == output and c.request_sha256 == request_sha256]
-        return mine[-1] if mine else None
+    def latest(self, campaign: str) -> "LatestCalls":
+        return LatestCalls(self.calls(campaign))
+
+
+def spend_of(calls: Iterable[Call]) -> Spend:
+    """Spend over ``calls``: a reply that reported usage is billed; an HTTP error bills nothing."""
+    billed = [c for c in calls if c.usage]
+    priced = [c.cost_usd for c in billed if c.cost_usd is not None]
+    return Spend(float(round(sum(priced), 6)), len(billed), sum(1 for c in billed if c.cost_usd is None))
+
+
+class LatestCalls:
+    """The last call made for each (output, request fingerprint), from one read of the ledger."""
+
+    def __init__(self, calls: Iterable[Call]):
+        self._last: dict[tuple[str, str], Call] = {}
+        for call in calls:  # oldest first: the last one written wins
+            self._last[(call.output, call.request_sha256)] = call
+
+    def tried(self, output: str, keys: Iterable[str]) -> list[Call]:
+        return [self._last[(output, key)] for key in keys if (output, key) in self._last]
+
+    def refusal(self, output: str, keys: Iterable[str]) -> Optional[Call]:
+        """The model's final refusal of one of these requests, if that was its last answer: not asked again."""
+        return next((c for c in self.tried(output, keys) if c.final and c.outcome != OK), None)
 
 
 def _with(call: Call, **changes) -> Call:

@@ -108,6 +108,11 @@ class Request:
     def candidate_fingerprints(self) -> list[str]:
         return [fingerprint(c) for c in self.candidates]
 
+    @property
+    def call_keys(self) -> list[str]:
+        """The fingerprints its model calls are cached and recorded under: each candidate's, else its own."""
+        return self.candidate_fingerprints or [self.fingerprint]
+
 
 def candidate_material(maker: Maker, prompt: str, aspect_ratio: str, reference_pixels: Sequence[str], take: int,
                        candidate: int) -> dict[str, Any]:

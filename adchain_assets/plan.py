@@ -21,7 +21,7 @@ from typing import Optional
 import dagster as dg
 
 from adchain_assets.brief import LoadedBrief
-from adchain_assets.ledger import OK, Ledger
+from adchain_assets.ledger import OK, LatestCalls, Ledger, spend_of
 from adchain_assets.outputs import (
     REPORT,
     STORYBOARD,
@@ -83,11 +83,9 @@ def plan_campaign(
     plan = Plan(campaign, loaded.sha256)
     names = output_names(len(loaded.brief.scenes))
     stored = {name: files.read_provenance(campaign, name) for name in names}
-    calls = ledger.calls(campaign)
-    last_call = {}
-    for call in calls:  # oldest first: the last one written wins
-        last_call[(call.output, call.request_sha256)] = call
-    spend = ledger.spend(campaign).spend_usd
+    calls = ledger.calls(campaign)  # read once: spend and the last call of each request come from it
+    latest = LatestCalls(calls)
+    spend = spend_of(calls).spend_usd
     state: dict[str, str] = {}
     for name in names:
         parents = parents_of(name, loaded)
@@ -112,14 +110,12 @@ def plan_campaign(
         if record is not None and record.get("request_sha256") == request.fingerprint:
             state[name] = "ok"
             continue
-        keys = request.candidate_fingerprints if request.candidates else [request.fingerprint]
-        tried = [last_call[(name, key)] for key in keys if (name, key) in last_call]
-        refused = next((c for c in tried if c.final and c.outcome != OK), None)
+        refused = latest.refusal(name, request.call_keys)
         if refused is not None:
             state[name] = "held"
             plan.held.append((name, f"final failure: {refused.outcome}"))
             continue
-        failed = next((c for c in tried if c.outcome != OK), None)
+        failed = next((c for c in latest.tried(name, request.call_keys) if c.outcome != OK), None)
         state[name] = "outdated"
         if failed is not None:
             plan.outdated.append((name, f"{FAILED}: {failed.outcome}"))

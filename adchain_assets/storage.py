@@ -413,13 +413,7 @@ class CampaignFiles(ConfigurableResource):
         A PNG that does not match its provenance (a write cut short, a file edited by hand) counts as not
         made: it is logged, never served and never deleted; the next materialization rewrites both files.
         """
-        try:
-            return read_image(self.image_path(campaign, slot))
-        except FileNotFoundError:
-            return None
-        except ProvenanceMismatch as error:
-            logger.warning("%s: %s; treated as not made", slot, error)
-            return None
+        return self.read_output(campaign, slot.key)
 
 
 class CampaignImageIOManager(UPathIOManager):
