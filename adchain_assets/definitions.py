@@ -51,7 +51,13 @@ def build_executor():
                 "broker": broker,
                 "backend": os.environ.get("ADCHAIN_CELERY_BACKEND", "").strip() or broker,
                 # a step that another step waits on is not left queued behind a worker's prefetched tasks
-                "config_source": {"worker_prefetch_multiplier": 1, "task_track_started": True},
+                # a step whose worker process dies is queued again rather than failed (deploy/README.md)
+                "config_source": {
+                    "worker_prefetch_multiplier": 1,
+                    "task_track_started": True,
+                    "task_acks_late": True,
+                    "task_reject_on_worker_lost": True,
+                },
             }
         )
     raise SettingsError(f"ADCHAIN_EXECUTOR={choice!r}: use one of {', '.join(EXECUTORS)}")

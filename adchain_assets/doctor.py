@@ -143,8 +143,12 @@ def _model_check(kind, model, variable, outcome, endpoint, key, reached):
         yield Check(OK, name, f"exists on {endpoint} ({detail or 'models.get answered'})")
     elif state == "missing":
         suggestion = catalogue.replacement(model) or (DEFAULT_IMAGE_MODEL if kind == "image" else DEFAULT_VIDEO_MODEL)
-        yield Check(FAIL, name, f"not found on {endpoint} (HTTP 404: {detail}); retired, or a typo",
-                    f"export {variable}={suggestion} (`adchain models` lists the catalogue)")
+        if suggestion == model:  # the default itself is missing here: another endpoint or route serves it
+            fix = (f"this endpoint does not serve {model}: set {variable} to a model it serves (`adchain models`)"
+                   + (", or ADCHAIN_VIDEO_ROUTE=vertex" if kind == "video" else ""))
+        else:
+            fix = f"export {variable}={suggestion} (`adchain models` lists the catalogue)"
+        yield Check(FAIL, name, f"not found on {endpoint} (HTTP 404: {detail}); retired, or a typo", fix)
     else:
         yield Check(FAIL, name, f"the endpoint refused models.get: {detail}",
                     "check the key (GEMINI_API_KEY) and that it may use this model")

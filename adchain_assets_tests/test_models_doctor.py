@@ -76,6 +76,15 @@ def test_doctor_fails_a_model_the_endpoint_does_not_know_naming_the_fix(tmp_path
     assert lifecycle.startswith("FAIL") and "shut down on 2026-10-22" in lifecycle
 
 
+def test_doctor_never_suggests_the_model_that_just_answered_404(tmp_path):
+    with FakeVeo(api_key=KEY, models={DEFAULT_IMAGE_MODEL}) as only_images:
+        code, lines = run_doctor(environment(tmp_path, only_images))
+    assert code == 1
+    (missing,) = [line for line in lines if line.startswith(f"FAIL video model {DEFAULT_VIDEO_MODEL}:")]
+    assert f"export ADCHAIN_VIDEO_MODEL={DEFAULT_VIDEO_MODEL}" not in missing
+    assert f"this endpoint does not serve {DEFAULT_VIDEO_MODEL}" in missing and "ADCHAIN_VIDEO_ROUTE=vertex" in missing
+
+
 def test_doctor_fails_without_a_key_an_endpoint_or_writable_folders(tmp_path, fake):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")

@@ -167,40 +167,44 @@ def _active_step(instance, run_id: str):
     return None
 
 
-def test_a_celery_worker_killed_mid_step_the_run_is_retried_from_failure_and_no_image_is_paid_twice(stack, instance, fake_gemini_for_stack):
+def test_a_celery_worker_process_killed_mid_step_its_step_runs_again_and_no_image_is_paid_twice(stack, instance, fake_gemini_for_stack):
+    """The hard case: the process is killed while another step of the run is in flight. A lost task reported as
+    a failure makes dagster-celery's run worker stop submitting steps and wait for ever on the rest (the run
+    stayed STARTED); with acks_late and reject_on_worker_lost the task is queued again and the run completes."""
     fake = reset(fake_gemini_for_stack, latency_s=4.0)  # a model call long enough to die in
     campaign = f"{unique_prefix()}-kill"
     write_brief(Path(os.environ["ADCHAIN_DATA_DIR"]) / "briefs", campaign, SCENES)
     first = wait_until("the run to start", lambda: next((r for r in campaign_runs(instance, campaign) if r.dagster_run.status == dg.DagsterRunStatus.STARTED), None), timeout_s=300)
     run_id = first.dagster_run.run_id
-    # wait until a step of the run is in a model call, then kill the worker process executing it
-    wait_until("a model call of the run", lambda: len(fake.requests) >= 2 and fake.in_flight >= 1, timeout_s=300, poll_s=0.2)
+    # wait until two steps of the run are in model calls (scene 1's start frame and scene 2's reference), then
+    # kill the worker process executing one of them
+    wait_until("two model calls of the run at once", lambda: fake.in_flight >= 2, timeout_s=300, poll_s=0.1)
     found = wait_until("the worker executing the step", lambda: _active_step(instance, run_id), timeout_s=60, poll_s=0.2)
     worker, pid, _ = found
+    in_flight_at_kill = fake.in_flight
     requests_before_kill = len(fake.requests)
     os.kill(pid, signal.SIGKILL)
     killed_at = time.monotonic()
 
-    def retried_success():
-        runs = campaign_runs(instance, campaign)
-        return next((r for r in runs if r.dagster_run.run_id != run_id and r.dagster_run.status == dg.DagsterRunStatus.SUCCESS), None)
+    def run_over():
+        status = instance.get_run_by_id(run_id).status
+        return status if status in (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED) else None
 
-    retry = wait_until("the retried run to succeed", retried_success, timeout_s=900, poll_s=1)
+    status = wait_until("the run to end", run_over, timeout_s=600, poll_s=1)
     recovered_s = time.monotonic() - killed_at
-    killed_run = instance.get_run_by_id(run_id)
+    starts = [e.step_key for e in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_START)]
+    run_twice = sorted({key for key in starts if starts.count(key) > 1})
     images = stored_images(campaign)
     answered = [r for r in fake.requests if r.reply_status == 200]
     record("worker_killed", {
-        "killed": f"{worker} pool process {pid}", "requests_before_kill": requests_before_kill,
-        "killed_run_status": killed_run.status.value, "retry_run": retry.dagster_run.run_id,
-        "retry_parent": retry.dagster_run.tags.get("dagster/parent_run_id"),
-        "retry_strategy": retry.dagster_run.tags.get("dagster/retry_strategy"),
-        "seconds_from_kill_to_retried_success": round(recovered_s, 1),
+        "killed": f"{worker} pool process {pid}", "model_calls_in_flight_at_kill": in_flight_at_kill,
+        "requests_before_kill": requests_before_kill, "run_status": status.value, "steps_run_twice": run_twice,
+        "seconds_from_kill_to_run_success": round(recovered_s, 1),
         "requests": len(fake.requests), "calls_answered": len(answered),
         "calls_delivered": sum(r.delivered for r in fake.requests), "images_made": len(images),
     })
-    assert killed_run.status == dg.DagsterRunStatus.FAILURE
-    assert retry.dagster_run.tags.get("dagster/parent_run_id") == run_id
+    assert status == dg.DagsterRunStatus.SUCCESS, failed_runs_report(instance, campaign)
+    assert len(run_twice) == 1, f"the killed step, and only it, runs again: {starts}"
     assert len(images) == IMAGES_PER_CAMPAIGN
     # only the call that died with the worker was asked again: every other image was requested exactly once
     assert len(fake.requests) <= IMAGES_PER_CAMPAIGN + 1

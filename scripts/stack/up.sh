@@ -104,6 +104,11 @@ broker_url = "$ADCHAIN_CELERY_BROKER"
 result_backend = "$ADCHAIN_CELERY_BACKEND"
 worker_prefetch_multiplier = 1
 task_track_started = True
+# A task whose worker process dies (killed, out of memory) is put back on the queue and run again by another
+# process, instead of failing: dagster-celery's run worker stops submitting steps after a lost task and then
+# waits forever on the steps it never submitted, so a lost task must never be reported as a failure.
+task_acks_late = True
+task_reject_on_worker_lost = True
 EOF
 {
   echo "# written by scripts/stack/up.sh: source it to drive the stack (adchain, dagster, s3fs)"
