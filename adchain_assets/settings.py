@@ -18,7 +18,7 @@ DEFAULT_IMAGE_MODEL = "gemini-3.1-flash-image"
 DEFAULT_VIDEO_MODEL = "veo-3.1-fast-generate-001"
 DEFAULT_VERTEX_LOCATION = "us-central1"
 VIDEO_ROUTES = ("gemini", "vertex")
-DEFAULT_TEXT_MODEL = "gemini-2.5-flash"  # adchain draft's model (ADCHAIN_TEXT_MODEL)
+DEFAULT_TEXT_MODEL = "gemini-3.5-flash"  # adchain draft's model (ADCHAIN_TEXT_MODEL)
 IMAGE_BACKENDS = ("preview", "gemini")
 VIDEO_BACKENDS = ("preview", "veo")
 

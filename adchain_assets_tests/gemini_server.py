@@ -247,7 +247,7 @@ def text_reply(
     prompt_tokens: int = 100,
     output_tokens: int | None = None,
     thoughts_tokens: int = 0,
-    model_version: str = "gemini-2.5-flash",
+    model_version: str = "gemini-3.5-flash",
 ) -> Reply:
     """A text model's reply carrying ``text`` (a JSON document, for structured output)."""
     output = len(text) // 4 + 1 if output_tokens is None else output_tokens
@@ -525,7 +525,7 @@ class FakeGemini(LoopbackServer):
             return self._resolve(scripted, request)
         if request.response_mime_type == "application/json":
             return json_reply(draft_brief_answer(request), prompt_tokens=len(request.prompt_text) // 4 + 300,
-                              model_version=request.model or "gemini-2.5-flash")
+                              model_version=request.model or "gemini-3.5-flash")
         return self.default_reply(request)
 
     def _resolve(self, scripted: ScriptedReply, request: RecordedRequest) -> "Reply | Drop":

@@ -12,6 +12,7 @@ import yaml
 from adchain_assets.cli import main
 from adchain_assets.draft import INSTRUCTIONS, SCHEMA_KEYWORDS, response_schema
 from adchain_assets.ledger import Ledger
+from adchain_assets.settings import DEFAULT_TEXT_MODEL
 
 from .conftest import SAMPLE_BRIEFS
 from .gemini_server import draft_brief_answer, error_reply, json_reply, text_reply
@@ -90,7 +91,7 @@ def test_a_valid_answer_becomes_a_brief_that_passes_strict_validation(env, fake_
     assert "ok (4 scenes" in capsys.readouterr().out
 
     [request] = fake_gemini.requests
-    assert request.model == "gemini-2.5-flash" and request.api_version == "v1beta"
+    assert request.model == DEFAULT_TEXT_MODEL and request.api_version == "v1beta"
     assert request.response_mime_type == "application/json"
     assert as_sent(request.response_schema) == response_schema(4)  # the whole derived schema, nothing else
     assert request.system_instruction == INSTRUCTIONS
@@ -99,7 +100,7 @@ def test_a_valid_answer_becomes_a_brief_that_passes_strict_validation(env, fake_
     assert set(request.response_schema["properties"]) == {"title", "aspect_ratio", "reference_mode", "look", "subjects", "scenes"}
 
     [call] = Ledger(str(env)).calls(CAMPAIGN)
-    assert (call.output, call.kind, call.backend, call.model, call.outcome) == ("draft", "text", "gemini", "gemini-2.5-flash", "ok")
+    assert (call.output, call.kind, call.backend, call.model, call.outcome) == ("draft", "text", "gemini", DEFAULT_TEXT_MODEL, "ok")
     assert call.usage["output"]["TEXT"] > 0 and call.cost_usd > 0 and len(call.request_sha256) == 64
 
 
