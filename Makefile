@@ -46,4 +46,5 @@ stack-down:
 	scripts/stack/down.sh
 
 clean:
-	rm -rf data/campaigns data/cache .dagster_home
+	rm -rf data/campaigns data/cache data/features data/ledger
+	find .dagster_home -mindepth 1 ! -name dagster.yaml -exec rm -rf {} +

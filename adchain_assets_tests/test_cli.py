@@ -63,3 +63,24 @@ def test_bad_input_exits_2(cli_env, data_dir):
     assert adchain(cli_env, "materialize", "Not_An_Id").returncode == 2
     assert adchain(cli_env, "frobnicate").returncode == 2
     assert not (data_dir / "campaigns").exists()
+
+
+def test_demo_makes_every_sample_campaign_offline_whatever_is_exported(cli_env, data_dir):
+    """`make demo`: both sample campaigns at once, on the preview backends even with a paid backend exported
+    (its key and endpoint point nowhere: a call would fail the demo)."""
+    env = {**cli_env, "ADCHAIN_IMAGE_BACKEND": "gemini", "ADCHAIN_VIDEO_BACKEND": "veo", "GEMINI_API_KEY": "k",
+           "GEMINI_BASE_URL": "http://127.0.0.1:9"}
+    done = adchain(env, "demo")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1].startswith("demo: 2 campaigns in ")
+    for campaign in ("aurora-perfume", "muse-portrait"):
+        folder = data_dir / "campaigns" / campaign
+        assert (folder / "storyboard.png").exists() and (folder / "ad.mp4").exists(), campaign
+        assert f"{campaign}: " in done.stdout
+    with _instance(cli_env) as instance:
+        runs = instance.get_runs()
+        assert sorted(run.tags["dagster/partition"] for run in runs) == ["aurora-perfume", "muse-portrait"]
+        assert all(run.status == DagsterRunStatus.SUCCESS for run in runs)
+    for campaign in ("aurora-perfume", "muse-portrait"):
+        plan = adchain({**env, "ADCHAIN_IMAGE_BACKEND": "preview", "ADCHAIN_VIDEO_BACKEND": "preview"}, "plan", campaign)
+        assert f"{campaign} (brief " in plan.stdout and ": 0 out of date, 0 held" in plan.stdout, plan.stdout
