@@ -46,7 +46,7 @@ from typing import Optional
 import dagster as dg
 
 from adchain_assets.brief import BriefError
-from adchain_assets.outputs import parents_of
+from adchain_assets.outputs import output_names, parents_of
 from adchain_assets.plan import CHANGED, MISSING, PARENT_CHANGED, Plan, busy_campaigns, plan_with
 from adchain_assets.resources import CampaignBriefs, ImageModel, VideoModel
 from adchain_assets.storage import CampaignFiles
@@ -83,18 +83,18 @@ def owner_of(plan: Plan, loaded, files: CampaignFiles, now: float) -> tuple[str,
     :data:`BRIEF_SENSOR` (:data:`NOBODY` when nothing is out of date)."""
     if not plan.outdated:
         return NOBODY, "up to date"
-    campaign = loaded.campaign
+    records = files.read_provenances(loaded.campaign, output_names(len(loaded.brief.scenes)))
     newest = None
     for name, reason in plan.outdated:
         if reason.startswith(PARENT_CHANGED):
             continue
         if reason not in (MISSING, CHANGED):
             return BRIEF_SENSOR, f"{name}: {reason}"
-        record = files.read_provenance(campaign, name)
+        record = records.get(name)
         if record is not None and record.get("brief_sha256") != plan.brief_sha256:
             return BRIEF_SENSOR, f"{name}: made from another brief"
         made = _time(record) if record is not None else None
-        parents = [(p, files.read_provenance(campaign, p)) for p in parents_of(name, loaded)]
+        parents = [(p, records.get(p)) for p in parents_of(name, loaded)]
         newer = [
             (_time(r), p) for p, r in parents
             if r is not None and r.get("brief_sha256") == plan.brief_sha256 and _time(r) is not None

@@ -382,8 +382,9 @@ def cmd_status(args) -> int:
         names = output_names(settings.max_scenes)
         brief_note = str(error)
     outputs = {}
+    records = files.read_provenances(campaign, names)
     for name in names:
-        record = files.read_provenance(campaign, name)
+        record = records[name]
         if record is None:
             outputs[name] = {"state": "failed" if name in failed else "missing", **({"reason": failed[name]} if name in failed else {})}
             continue

@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Optional
 from upath import UPath
 
 from adchain_assets.catalogue import price
-from adchain_assets.storage import uncached, write_atomically
+from adchain_assets.storage import files_below, read_below, write_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -78,17 +78,15 @@ class Ledger:
         return sorted(self._read(campaign), key=lambda c: c.created_at)
 
     def _read(self, campaign: str) -> Iterator[Call]:
-        folder = uncached(self.root / campaign)
-        try:
-            paths = [p for p in folder.iterdir() if p.name.endswith(".json") and not p.name.startswith(".")]
-        except (FileNotFoundError, NotADirectoryError):
-            return
-        for path in paths:
+        """Every record, with one listing and one batch of reads (concurrent on an object store)."""
+        folder = self.root / campaign
+        names = [name for name in files_below(folder) if "/" not in name and name.endswith(".json") and not name.startswith(".")]
+        for name, text in read_below(folder, names).items():
             try:
-                data = json.loads(path.read_text())
-                yield Call(**{name: data[name] for name in Call.__dataclass_fields__ if name in data})
-            except (FileNotFoundError, ValueError, TypeError) as error:
-                logger.warning("ledger record %s cannot be read (%s); left alone", path, error)
+                data = json.loads(text)
+                yield Call(**{field: data[field] for field in Call.__dataclass_fields__ if field in data})
+            except (ValueError, TypeError) as error:
+                logger.warning("ledger record %s cannot be read (%s); left alone", folder / name, error)
 
     def spend(self, campaign: str) -> Spend:
         return spend_of(self.calls(campaign))

@@ -82,7 +82,7 @@ def plan_campaign(
     campaign = loaded.campaign
     plan = Plan(campaign, loaded.sha256)
     names = output_names(len(loaded.brief.scenes))
-    stored = {name: files.read_provenance(campaign, name) for name in names}
+    stored = files.read_provenances(campaign, names)
     calls = ledger.calls(campaign)  # read once: spend and the last call of each request come from it
     latest = LatestCalls(calls)
     spend = spend_of(calls).spend_usd

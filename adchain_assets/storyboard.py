@@ -132,7 +132,7 @@ def build_report_asset(max_scenes: int):
     def report(context: AssetExecutionContext, briefs: CampaignBriefs, files: CampaignFiles) -> MaterializeResult:
         campaign = context.partition_key
         loaded = pinned(context, briefs, REPORT)
-        stored = {name: files.read_provenance(campaign, name) for name in parents_of(REPORT, loaded)}
+        stored = files.read_provenances(campaign, parents_of(REPORT, loaded))
         stored = {name: record for name, record in stored.items() if record is not None}
         spend = Ledger(files.base_path).spend(campaign)
         request = build_request(REPORT, loaded, {n: Parent(n, r) for n, r in stored.items()}, spend_usd=spend.spend_usd)

@@ -67,3 +67,24 @@ def test_overwrite_replaces_both_files_and_leaves_no_temporaries(tmp_path):
     write_image(path, image(PNG + b"2"))
     assert read_image(path).png == PNG + b"2"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["scene_1.json", "scene_1.png"]
+
+
+@pytest.mark.parametrize("where", ["local", "memory"])
+def test_read_provenances_tells_made_from_missing_and_torn_in_one_listing(tmp_path, where):
+    """What the plan reads for every output on every tick: made, never made, a JSON whose data file is missing
+    or of another size (a write cut short between the two renames), a JSON that does not parse."""
+    base = str(tmp_path) if where == "local" else f"memory://adchain-read-many-{tmp_path.name}"
+    files = CampaignFiles(base_path=base)
+    for k in (1, 2, 3, 4):
+        png = PNG + bytes([k])
+        write_image(files.image_path("c1", Slot("reference", k)), StoredImage(png, {"sha256": sha256(png), "bytes": len(png)}))
+    files.image_path("c1", Slot("reference", 2)).write_bytes(PNG + b"longer than the JSON says")  # torn
+    files.image_path("c1", Slot("reference", 3)).unlink()  # JSON committed, data never renamed
+    files.image_path("c1", Slot("reference", 4)).with_suffix(".json").write_text("{not json")
+    names = [f"reference/scene_{k}" for k in (1, 2, 3, 4, 5)] + ["storyboard"]
+    records = files.read_provenances("c1", names)
+    assert list(records) == names
+    assert records["reference/scene_1"]["sha256"] == sha256(PNG + bytes([1]))
+    assert [n for n, r in records.items() if r is None] == names[1:]
+    assert {n: files.read_provenance("c1", n) for n in names} == records  # one output: the same answer
+    assert files.read_provenances("no-such-campaign", names) == dict.fromkeys(names)
