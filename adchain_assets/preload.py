@@ -4,7 +4,8 @@ Imported (through ``preload_modules``, see :func:`adchain_assets.definitions.cam
 forkserver a run starts: the project's definitions and the campaign job, google-genai and the Gemini backend,
 numpy, OpenCV and dlib *with the face models loaded* (~0.7 s of CPU that every step used to spend again), and
 the storage classes of the run's Dagster instance (a step builds the instance from its reference; importing
-the sqlite storage alone costs a step process ~0.6 s of CPU). Measured by ``benchmarks/throughput.py``.
+the sqlite storage alone costs a step process ~0.6 s of CPU), and the Gemini client (~70 ms of CPU each, for
+its TLS contexts). Measured by ``benchmarks/throughput.py``.
 
 Importing this module anywhere else works too (it only loads things), but is slow: ~2-3 s. A failure here
 never stops a run: the forkserver skips a preload module that raises, and the steps then load what they need
@@ -36,6 +37,21 @@ def _instance_storage() -> None:
     instance.dispose()
 
 
+def _gemini_client() -> None:
+    """Build the Gemini client the steps will use (same settings as the ``image_model`` resource), so that every
+    step process forked from here finds it built (see ``GeminiGenerator.client``)."""
+    from adchain_assets.resources import ImageModel
+    from adchain_assets.settings import Settings
+
+    settings = Settings.from_env()
+    if settings.image_backend != "gemini" or not os.environ.get("GEMINI_API_KEY", "").strip():
+        return
+    model = ImageModel(backend="gemini", model=settings.image_model, api_key=os.environ["GEMINI_API_KEY"],
+                       base_url=os.environ.get("GEMINI_BASE_URL") or None)
+    model.generator().client  # noqa: B018 - built for the forked steps
+
+
 defs.resolve_job_def(CAMPAIGN_JOB)
 load_models()
 _instance_storage()
+_gemini_client()
