@@ -43,12 +43,15 @@ def _gemini_client() -> None:
     from adchain_assets.resources import ImageModel
     from adchain_assets.settings import Settings
 
-    settings = Settings.from_env()
-    if settings.image_backend != "gemini" or not os.environ.get("GEMINI_API_KEY", "").strip():
+    try:
+        settings = Settings.from_env()
+        if settings.image_backend != "gemini" or not os.environ.get("GEMINI_API_KEY", "").strip():
+            return
+        model = ImageModel(backend="gemini", model=settings.image_model, api_key=os.environ["GEMINI_API_KEY"],
+                           base_url=os.environ.get("GEMINI_BASE_URL") or None)
+        model.generator().client  # noqa: B018 - built for the forked steps
+    except Exception:  # noqa: BLE001 - bad settings are the steps' to report, with their own message
         return
-    model = ImageModel(backend="gemini", model=settings.image_model, api_key=os.environ["GEMINI_API_KEY"],
-                       base_url=os.environ.get("GEMINI_BASE_URL") or None)
-    model.generator().client  # noqa: B018 - built for the forked steps
 
 
 defs.resolve_job_def(CAMPAIGN_JOB)
