@@ -84,10 +84,16 @@ def _local(path: UPath) -> Optional[Path]:
 
 
 def uncached(path: UPath) -> UPath:
-    """``path`` with its file system's listing cache dropped: object-store clients (s3fs) cache directory
-    listings per process, and a long-lived worker must see what other processes wrote since."""
+    """``path`` with its file system's listing cache dropped, for it, its parents and everything below it:
+    object-store clients (s3fs) cache directory listings per process (``find`` fills them for every folder it
+    walks), a read consults the cached listing of its folder, and a long-lived worker must see what other
+    processes wrote since."""
     if _local(path) is None:
-        path.fs.invalidate_cache(path.path)
+        fs = path.fs
+        fs.invalidate_cache(path.path)
+        below = path.path.rstrip("/") + "/"
+        for key in [key for key in fs.dircache if key.startswith(below)]:
+            fs.dircache.pop(key, None)
     return path
 
 
@@ -96,17 +102,26 @@ def files_below(folder: UPath) -> dict[str, int]:
     one listing request on an object store, where a file-by-file ``stat`` would be a request each."""
     prefix = folder.path.rstrip("/") + "/"
     found = uncached(folder).fs.find(folder.path, detail=True)
+    uncached(folder)  # what find cached would hide files written later from this process's reads
     return {path[len(prefix):]: int(info.get("size") or 0) for path, info in found.items() if path.startswith(prefix)}
 
 
 def read_below(folder: UPath, names: Iterable[str]) -> dict[str, bytes]:
     """The files ``names`` (paths below ``folder``) in one batch: fsspec's ``cat`` of many paths, which s3fs and
-    gcsfs send concurrently. A file that vanished in between is left out."""
+    gcsfs send concurrently. A file that vanished in between is left out; any other error is raised (an output
+    that cannot be read now must not look unmade, or it would be paid for again)."""
     prefix = folder.path.rstrip("/") + "/"
     paths = [prefix + name for name in names]
     if not paths:
         return {}
-    return {path[len(prefix):]: data for path, data in folder.fs.cat(paths, on_error="omit").items()}
+    found = {}
+    for path, data in folder.fs.cat(paths, on_error="return").items():
+        if isinstance(data, FileNotFoundError):
+            continue
+        if isinstance(data, BaseException):
+            raise data
+        found[path[len(prefix):]] = data
+    return found
 
 
 def made_record(text: Optional[bytes | str], data_size: Optional[int]) -> Optional[dict]:
@@ -405,8 +420,10 @@ class CampaignFiles(ConfigurableResource):
 
     def read_output(self, campaign: str, output: str) -> Optional[StoredImage]:
         """A made output's bytes and provenance (verified by sha256), or None."""
+        path = self.output_path(campaign, output)
+        uncached(path.parent)  # another process may have written it since this one listed the folder
         try:
-            return read_image(self.output_path(campaign, output))
+            return read_image(path)
         except FileNotFoundError:
             return None
         except ProvenanceMismatch as error:

@@ -88,3 +88,55 @@ def test_read_provenances_tells_made_from_missing_and_torn_in_one_listing(tmp_pa
     assert [n for n, r in records.items() if r is None] == names[1:]
     assert {n: files.read_provenance("c1", n) for n in names} == records  # one output: the same answer
     assert files.read_provenances("no-such-campaign", names) == dict.fromkeys(names)
+
+
+@pytest.fixture
+def s3_base(tmp_path, monkeypatch):
+    """A bucket on moto's S3 server (a real server speaking S3, on loopback), as ADCHAIN_STORAGE_URL would name it."""
+    import socket
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    endpoint = f"http://127.0.0.1:{port}"
+    for name, value in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1",
+                        "AWS_ENDPOINT_URL": endpoint, "FSSPEC_S3_ENDPOINT_URL": endpoint}.items():
+        monkeypatch.setenv(name, value)
+    import s3fs
+
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            s3fs.S3FileSystem(endpoint_url=endpoint, skip_instance_cache=True).mkdir(f"bucket-{port}")
+            break
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+    yield f"s3://bucket-{port}/adchain", endpoint
+    server.terminate()
+    server.wait(timeout=10)
+
+
+def test_on_s3_an_output_written_by_another_process_after_a_listing_is_read(s3_base):
+    """s3fs caches every folder a listing walks, and a read consults its folder's cached listing: a worker that
+    listed a campaign must still read a clip another worker wrote afterwards (the ad step once found it "not
+    made" and failed)."""
+    import s3fs
+
+    base, endpoint = s3_base
+    files = CampaignFiles(base_path=base)
+    files.write_output("c1", "clip/scene_1", b"clip one", {"campaign": "c1"})
+    assert files.read_provenances("c1", ["clip/scene_1", "clip/scene_2"])["clip/scene_2"] is None  # listed now
+    other = s3fs.S3FileSystem(endpoint_url=endpoint, skip_instance_cache=True)  # another process's client
+    record = {"campaign": "c1", "sha256": sha256(b"clip two"), "bytes": len(b"clip two")}
+    root = base.removeprefix("s3://") + "/campaigns/c1/clip"
+    other.pipe({f"{root}/scene_2.json": json.dumps(record).encode(), f"{root}/scene_2.mp4": b"clip two"})
+    assert files.read_output("c1", "clip/scene_2").png == b"clip two"
+    assert files.read_provenances("c1", ["clip/scene_2"])["clip/scene_2"]["sha256"] == record["sha256"]
