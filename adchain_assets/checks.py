@@ -24,7 +24,7 @@ from upath import UPath
 
 from adchain_assets import consistency
 from adchain_assets.brief import Brief, LoadedBrief
-from adchain_assets.features import FeatureStore
+from adchain_assets.features import FACES, PRODUCT, FeatureStore
 from adchain_assets.references import Slot
 
 IDENTITY_CHECK = "identity"
@@ -119,6 +119,10 @@ def score_image(
     store = store or _MEMORY_ONLY
     brief = loaded.brief
     limits = brief.checks
+    subjects = [brief.subject(subject_id) for subject_id in brief.scene(slot.scene).subjects]
+    # The new image's features of every kind its subjects need, computed side by side (the critical path).
+    kinds = {FACES if subject.kind == "character" else PRODUCT for subject in subjects}
+    sha = store.prepare(png, sorted(kinds), sha) if kinds else sha
     own = _Image(store, png=png, sha=sha)
     others: dict[Slot, Optional[_Image]] = {}
 
@@ -135,8 +139,7 @@ def score_image(
         return others[other]
 
     scores = []
-    for subject_id in brief.scene(slot.scene).subjects:
-        subject = brief.subject(subject_id)
+    for subject_id, subject in zip(brief.scene(slot.scene).subjects, subjects):
         if subject.photo:
             anchor_name, anchor = f"photo {subject.photo}", _Image(store, png=loaded.resolve(subject.photo).read_bytes())
         else:

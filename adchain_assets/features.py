@@ -30,6 +30,7 @@ import io
 import logging
 import threading
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Optional, Sequence, TypeVar, Union
 
 import numpy as np
@@ -127,6 +128,24 @@ class FeatureStore:
 
     def product(self, png: bytes, sha: Optional[str] = None) -> ProductFeatures:
         return self._get(PRODUCT, png, sha)
+
+    def prepare(self, png: bytes, kinds: Sequence[str], sha: Optional[str] = None) -> str:
+        """Make sure every kind in ``kinds`` is held for ``png``, computing the missing ones at the same time
+        (dlib's face search and OpenCV's SIFT each run in their own thread; SIFT releases the GIL, so on two
+        cores a new image's features take as long as the slower kind: 0.48 -> 0.37 s on a faceless
+        1344x768 frame). Returns the image's sha256."""
+        sha = sha or hashlib.sha256(png).hexdigest()
+        kinds = list(dict.fromkeys(kinds))
+        if len(kinds) < 2:
+            for kind in kinds:
+                self._get(kind, png, sha)
+            return sha
+        with ThreadPoolExecutor(max_workers=len(kinds) - 1, thread_name_prefix="features") as pool:
+            later = [pool.submit(self._get, kind, png, sha) for kind in kinds[1:]]
+            self._get(kinds[0], png, sha)
+            for future in later:
+                future.result()
+        return sha
 
     def faces_of(self, sha: str, load_png: Callable[[], Optional[bytes]]) -> Optional[tuple[Face, ...]]:
         """Faces of the image ``sha``; its PNG is loaded (by ``load_png``) only when they are not stored yet."""

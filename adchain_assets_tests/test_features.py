@@ -133,3 +133,21 @@ def test_provenance_sha256_reads_the_json_beside_the_png(tmp_path):
     assert provenance_sha256(UPath(png)) == "a" * 64
     png.with_suffix(".json").write_text("{broken")
     assert provenance_sha256(UPath(png)) is None
+
+
+def test_prepare_computes_the_missing_kinds_side_by_side_and_each_equals_its_own_computation(tmp_path):
+    png = png_of("obama_and_biden.jpg")
+    store = FeatureStore(tmp_path)
+    assert store.prepare(png, [features.FACES, features.PRODUCT]) == sha(png)
+    assert store.computed == 2
+    for kind in (features.FACES, features.PRODUCT):
+        assert store.path(sha(png), kind).is_file()
+    assert store.faces(png) == tuple(consistency.faces(png))
+    expected = consistency.product_features(png)
+    assert np.array_equal(store.product(png).descriptors, expected.descriptors)
+    store.prepare(png, [features.FACES, features.PRODUCT], sha(png))
+    assert store.computed == 2  # held already: nothing computed again
+
+    other = png_of("leslie_1.jpg")
+    store.prepare(other, [features.PRODUCT])
+    assert store.computed == 3 and not store.path(sha(other), features.FACES).exists()  # only what was asked for
