@@ -23,6 +23,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -40,6 +41,15 @@ def busy_cpu_s() -> float:
     return (sum(values) - values[3] - values[4]) / os.sysconf("SC_CLK_TCK")
 
 
+def webserver_answers(url: str) -> bool:
+    """The stack's webserver serves its API (the stack is up; its env file outlives `make stack-down`)."""
+    try:
+        with urllib.request.urlopen(f"{url}/server_info", timeout=5) as reply:
+            return reply.status == 200
+    except (OSError, ValueError):
+        return False
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scenes", type=int, default=4)
@@ -51,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     env_file = PROJECT / "deploy" / ".stack" / "env"
-    if not env_file.is_file():
+    if not env_file.is_file() or not webserver_answers(read_env_file(env_file).get("STACK_WEBSERVER_URL", "")):
         parser.error("the stack is not up: run `make stack` first")
     server_class = throughput._server_class()
     with server_class(api_key=GEMINI_KEY, port=args.port, latency_s=args.latency) as server:
