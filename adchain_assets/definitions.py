@@ -14,7 +14,7 @@ from adchain_assets.chains import build_image_assets, step_retry
 from adchain_assets.clips import build_clip_assets
 from adchain_assets.resources import CampaignBriefs, ImageModel, VideoModel
 from adchain_assets.sensors import build_brief_sensor
-from adchain_assets.settings import Settings, SettingsError
+from adchain_assets.settings import CELERY_SETTINGS, Settings, SettingsError
 from adchain_assets.storage import CampaignFiles, CampaignImageStorage
 from adchain_assets.storyboard import build_report_asset, build_storyboard_asset
 
@@ -50,14 +50,7 @@ def build_executor():
             {
                 "broker": broker,
                 "backend": os.environ.get("ADCHAIN_CELERY_BACKEND", "").strip() or broker,
-                # a step that another step waits on is not left queued behind a worker's prefetched tasks
-                # a step whose worker process dies is queued again rather than failed (deploy/README.md)
-                "config_source": {
-                    "worker_prefetch_multiplier": 1,
-                    "task_track_started": True,
-                    "task_acks_late": True,
-                    "task_reject_on_worker_lost": True,
-                },
+                "config_source": dict(CELERY_SETTINGS),  # the workers' own settings (deploy/README.md)
             }
         )
     raise SettingsError(f"ADCHAIN_EXECUTOR={choice!r}: use one of {', '.join(EXECUTORS)}")

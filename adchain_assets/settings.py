@@ -23,6 +23,20 @@ IMAGE_BACKENDS = ("preview", "gemini")
 VIDEO_BACKENDS = ("preview", "veo")
 
 
+# Celery settings shared by the campaign executor (ADCHAIN_EXECUTOR=celery) and the workers' config module
+# (deploy/celery/dagster_celery_config.py), so the two sides cannot drift apart:
+CELERY_SETTINGS = {
+    # a step that another step waits on is not left queued behind a worker's prefetched tasks
+    "worker_prefetch_multiplier": 1,
+    "task_track_started": True,
+    # A task whose worker process dies (killed, out of memory) is put back on the queue and run again by another
+    # process, instead of failing: dagster-celery's run worker stops submitting steps after a lost task and then
+    # waits forever on the steps it never submitted, so a lost task must never be reported as a failure.
+    "task_acks_late": True,
+    "task_reject_on_worker_lost": True,
+}
+
+
 class SettingsError(ValueError):
     """An environment variable of the project holds a value it cannot use."""
 

@@ -30,7 +30,7 @@ PG_BIN=/usr/lib/postgresql/15/bin
 RESTART_COMPUTE=0
 [[ "${1:-}" == "--restart-compute" ]] && RESTART_COMPUTE=1
 
-mkdir -p "$STACK"/{pids,logs,data/briefs,dagster_home,celery}
+mkdir -p "$STACK"/{pids,logs,data/briefs,dagster_home}
 
 log() { echo "stack: $*" >&2; }
 
@@ -98,18 +98,7 @@ export ADCHAIN_EXECUTOR=${ADCHAIN_EXECUTOR:-celery}
 export ADCHAIN_CELERY_BROKER=${ADCHAIN_CELERY_BROKER:-redis://127.0.0.1:$REDIS_PORT/0}
 export ADCHAIN_CELERY_BACKEND=${ADCHAIN_CELERY_BACKEND:-redis://127.0.0.1:$REDIS_PORT/1}
 mkdir -p "$ADCHAIN_DATA_DIR/briefs"
-# The Celery workers read their broker from this module (dagster_celery.app imports it when present).
-cat >"$STACK/celery/dagster_celery_config.py" <<EOF
-broker_url = "$ADCHAIN_CELERY_BROKER"
-result_backend = "$ADCHAIN_CELERY_BACKEND"
-worker_prefetch_multiplier = 1
-task_track_started = True
-# A task whose worker process dies (killed, out of memory) is put back on the queue and run again by another
-# process, instead of failing: dagster-celery's run worker stops submitting steps after a lost task and then
-# waits forever on the steps it never submitted, so a lost task must never be reported as a failure.
-task_acks_late = True
-task_reject_on_worker_lost = True
-EOF
+# The Celery workers read their settings from deploy/celery/dagster_celery_config.py (on their PYTHONPATH).
 {
   echo "# written by scripts/stack/up.sh: source it to drive the stack (adchain, dagster, s3fs)"
   for name in DAGSTER_HOME DAGSTER_PG_HOST DAGSTER_PG_PORT DAGSTER_PG_USER DAGSTER_PG_PASSWORD DAGSTER_PG_DB \
@@ -189,7 +178,7 @@ if ((RESTART_COMPUTE)); then
 fi
 start daemon "$BIN/dagster-daemon" run -w deploy/workspace.yaml
 for i in $(seq 1 "$WORKERS"); do
-  PYTHONPATH=$STACK/celery start "worker-$i" "$BIN/celery" -A dagster_celery.app worker -n "adchain-worker-$i@%h" \
+  PYTHONPATH=$ROOT/deploy/celery start "worker-$i" "$BIN/celery" -A dagster_celery.app worker -n "adchain-worker-$i@%h" \
     -Q dagster --concurrency "$WORKER_CONCURRENCY" --prefetch-multiplier 1 --loglevel INFO
 done
 start webserver "$BIN/dagster-webserver" -h 127.0.0.1 -p "$WEB_PORT" -w deploy/workspace.yaml

@@ -1,0 +1,14 @@
+"""Settings of the Celery workers that run adchain's steps.
+
+`celery -A dagster_celery.app worker` imports this module when its folder is on ``PYTHONPATH`` (scripts/stack/up.sh
+puts it there). The broker and the result backend come from the environment, as the campaign executor reads them;
+every other setting is the executor's own (``adchain_assets.settings.CELERY_SETTINGS``).
+"""
+
+import os
+
+from adchain_assets.settings import CELERY_SETTINGS
+
+broker_url = os.environ["ADCHAIN_CELERY_BROKER"]
+result_backend = os.environ.get("ADCHAIN_CELERY_BACKEND", "").strip() or broker_url
+globals().update(CELERY_SETTINGS)
