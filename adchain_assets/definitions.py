@@ -14,7 +14,7 @@ from adchain_assets.chains import build_image_assets, step_retry
 from adchain_assets.clips import build_clip_assets
 from adchain_assets.resources import CampaignBriefs, ImageModel, VideoModel
 from adchain_assets.sensors import build_brief_sensor
-from adchain_assets.settings import CELERY_SETTINGS, Settings, SettingsError
+from adchain_assets.settings import CELERY_SETTINGS, Settings, SettingsError, celery_broker_and_backend
 from adchain_assets.storage import CampaignFiles, CampaignImageStorage
 from adchain_assets.storyboard import build_report_asset, build_storyboard_asset
 
@@ -41,15 +41,13 @@ def build_executor():
             {"max_concurrent": 8, "start_method": {"forkserver": {"preload_modules": PRELOADED}}}
         )
     if choice == "celery":
-        broker = os.environ.get("ADCHAIN_CELERY_BROKER", "").strip()
-        if not broker:
-            raise SettingsError("ADCHAIN_EXECUTOR=celery needs ADCHAIN_CELERY_BROKER (e.g. redis://host:6379/0)")
+        broker, backend = celery_broker_and_backend()
         from dagster_celery import celery_executor
 
         return celery_executor.configured(
             {
                 "broker": broker,
-                "backend": os.environ.get("ADCHAIN_CELERY_BACKEND", "").strip() or broker,
+                "backend": backend,
                 "config_source": dict(CELERY_SETTINGS),  # the workers' own settings (deploy/README.md)
             }
         )

@@ -41,6 +41,16 @@ class SettingsError(ValueError):
     """An environment variable of the project holds a value it cannot use."""
 
 
+def celery_broker_and_backend(env: "Mapping[str, str] | None" = None) -> tuple[str, str]:
+    """``ADCHAIN_CELERY_BROKER`` and ``ADCHAIN_CELERY_BACKEND`` (default: the broker), as the campaign executor
+    and the Celery workers both read them."""
+    env = os.environ if env is None else env
+    broker = env.get("ADCHAIN_CELERY_BROKER", "").strip()
+    if not broker:
+        raise SettingsError("ADCHAIN_EXECUTOR=celery needs ADCHAIN_CELERY_BROKER (e.g. redis://host:6379/0)")
+    return broker, env.get("ADCHAIN_CELERY_BACKEND", "").strip() or broker
+
+
 def _seconds(name: str, default: float, env: "Mapping[str, str] | None" = None) -> float:
     raw = (os.environ if env is None else env).get(name, "").strip()
     if not raw:

@@ -32,6 +32,10 @@ def test_the_workers_read_the_broker_from_the_environment_and_the_executors_own_
     monkeypatch.setenv("ADCHAIN_CELERY_BACKEND", "redis://broker.example:6379/1")
     assert load_worker_config().result_backend == "redis://broker.example:6379/1"
 
+    monkeypatch.delenv("ADCHAIN_CELERY_BROKER")
+    with pytest.raises(SettingsError, match="ADCHAIN_CELERY_BROKER"):  # a worker without a broker says so
+        load_worker_config()
+
 
 def test_the_executor_is_chosen_by_adchain_executor_and_a_celery_executor_needs_a_broker(monkeypatch):
     monkeypatch.delenv("ADCHAIN_EXECUTOR", raising=False)

@@ -5,10 +5,7 @@ puts it there). The broker and the result backend come from the environment, as 
 every other setting is the executor's own (``adchain_assets.settings.CELERY_SETTINGS``).
 """
 
-import os
+from adchain_assets.settings import CELERY_SETTINGS, celery_broker_and_backend
 
-from adchain_assets.settings import CELERY_SETTINGS
-
-broker_url = os.environ["ADCHAIN_CELERY_BROKER"]
-result_backend = os.environ.get("ADCHAIN_CELERY_BACKEND", "").strip() or broker_url
+broker_url, result_backend = celery_broker_and_backend()
 globals().update(CELERY_SETTINGS)
