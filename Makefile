@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: demo test ui clean browser stack stack-test stack-down
+.PHONY: demo test test-all ui clean browser picture stack stack-test stack-down
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,8 +26,16 @@ demo: $(VENV)/.installed
 browser:
 	scripts/install-browser.sh
 
-test: $(VENV)/.installed-dev browser
-	$(BIN)/python -m pytest
+# The fast tier: unit tests and in-process campaigns against the local protocol servers, two workers.
+FAST := not subprocess and not server and not browser and not fault and not stack
+test: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest -n 2 -m "$(FAST)" --durations=15
+
+# Everything but the production stack's tests (make stack-test): the fast tier, then the adchain command in its
+# own processes, dagster dev, the browser and the fault tests, one at a time.
+test-all: $(VENV)/.installed-dev browser
+	$(BIN)/python -m pytest -n 2 -m "$(FAST)" --durations=15
+	$(BIN)/python -m pytest -m "not ($(FAST)) and not stack" --durations=15
 
 ui: $(VENV)/.installed
 	mkdir -p $(DAGSTER_HOME)
@@ -40,7 +48,7 @@ stack: $(VENV)/.installed-dev
 
 stack-test: $(VENV)/.installed-dev
 	test -s deploy/.stack/env || { echo "make stack first" >&2; exit 1; }
-	ADCHAIN_STACK_ENV=$(CURDIR)/deploy/.stack/env $(BIN)/python -m pytest adchain_assets_tests/stack -v -x
+	ADCHAIN_STACK_ENV=$(CURDIR)/deploy/.stack/env $(BIN)/python -m pytest adchain_assets_tests/stack -m stack -v -x
 
 stack-down:
 	scripts/stack/down.sh

@@ -1,6 +1,6 @@
 """What the multiprocess executor's forkserver loads once, so that no step process forked from it does it again.
 
-Imported (through ``preload_modules``, see :func:`adchain_assets.definitions.campaign_executor`) by the
+Imported (through ``preload_modules``, see :func:`adchain_assets.defs.jobs.build_executor`) by the
 forkserver a run starts: the project's definitions and the campaign job, google-genai and the Gemini backend,
 numpy, OpenCV and dlib *with the face models loaded* (~0.7 s of CPU that every step used to spend again), and
 the storage classes of the run's Dagster instance (a step builds the instance from its reference; importing
@@ -21,9 +21,10 @@ import dagster as dg
 import dlib  # noqa: F401
 import numpy  # noqa: F401
 
-import adchain_assets.generators.gemini  # noqa: F401  (google-genai)
-from adchain_assets.definitions import CAMPAIGN_JOB, defs
-from adchain_assets.features import load_models
+import adchain_assets.providers.images.gemini  # noqa: F401  (google-genai)
+from adchain_assets.definitions import defs
+from adchain_assets.defs.jobs import CAMPAIGN_JOB
+from adchain_assets.vision.features import load_models
 
 
 def _instance_storage() -> None:
@@ -38,18 +39,15 @@ def _instance_storage() -> None:
 
 
 def _gemini_client() -> None:
-    """Build the Gemini client the steps will use (same settings as the ``image_model`` resource), so that every
-    step process forked from here finds it built (see ``GeminiGenerator.client``)."""
-    from adchain_assets.resources import ImageModel
-    from adchain_assets.settings import Settings
-
+    """Build the Gemini client the steps will use (the definitions' own ``image_model`` resource, its key
+    resolved as Dagster resolves it), so that every step process forked from here finds it built (see
+    ``GeminiGenerator.client``)."""
+    image_model = defs.resources["image_model"]
+    if image_model.backend != "gemini" or not image_model.api_key:
+        return
     try:
-        settings = Settings.from_env()
-        if settings.image_backend != "gemini" or not os.environ.get("GEMINI_API_KEY", "").strip():
-            return
-        model = ImageModel(backend="gemini", model=settings.image_model, api_key=os.environ["GEMINI_API_KEY"],
-                           base_url=os.environ.get("GEMINI_BASE_URL") or None)
-        model.generator().client  # noqa: B018 - built for the forked steps
+        with dg.build_resources({"image_model": image_model}) as resources:
+            resources.image_model.generator().client  # noqa: B018 - built for the forked steps
     except Exception:  # noqa: BLE001 - bad settings are the steps' to report, with their own message
         return
 

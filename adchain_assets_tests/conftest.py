@@ -7,11 +7,7 @@ from pathlib import Path
 import pytest
 from dagster import DagsterInstance
 
-from adchain_assets.definitions import build_definitions
-from adchain_assets.settings import Settings
-
-PROJECT = Path(__file__).resolve().parents[1]
-SAMPLE_BRIEFS = PROJECT / "data" / "briefs"
+from .helpers import PROJECT, SAMPLE_BRIEFS
 
 
 @pytest.fixture
@@ -26,10 +22,6 @@ def data_dir(tmp_path: Path) -> Path:
 def instance():
     with DagsterInstance.ephemeral() as ephemeral:
         yield ephemeral
-
-
-def definitions_for(data_dir: Path, **overrides):
-    return build_definitions(Settings(data_dir=str(data_dir), **overrides))
 
 
 @pytest.fixture

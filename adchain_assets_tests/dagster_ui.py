@@ -40,6 +40,15 @@ query($selector: SensorSelector!) {
   }
 }"""
 
+START_SENSOR = """
+mutation($selector: SensorSelector!) {
+  startSensor(sensorSelector: $selector) {
+    __typename
+    ... on Sensor { sensorState { status } }
+    ... on PythonError { message }
+  }
+}"""
+
 STOP_SENSOR = """
 mutation($id: String!) {
   stopSensor(id: $id) {

@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from adchain_assets.brief import BriefError, load_brief
-from adchain_assets.cli import main
+from adchain_assets.brief.model import BriefError, load_brief
+from adchain_assets.cli.main import main
 
-from .conftest import SAMPLE_BRIEFS
+from .helpers import SAMPLE_BRIEFS
 
 VALID = """\
 title: Test
@@ -190,7 +190,7 @@ def test_a_good_reference_image_passes(tmp_path):
 
 @pytest.mark.parametrize("campaign", ["../secret", "/etc/passwd", "a/../../b", ""])
 def test_campaign_ids_that_try_to_leave_their_folder_are_refused(tmp_path, campaign):
-    from adchain_assets.resources import CampaignBriefs
+    from adchain_assets.defs.resources import CampaignBriefs
 
     with pytest.raises(BriefError, match="must match"):
         CampaignBriefs(data_dir=str(tmp_path)).load(campaign)

@@ -5,13 +5,14 @@ import multiprocessing
 import time
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
-from adchain_assets.cache import GenerationCache, request_key
-from adchain_assets.generators.base import GeneratedImage, ImageGenerator, ImageRequest, ReferenceImage
-from adchain_assets.generators.preview import PreviewGenerator
-from adchain_assets.prompts import ComposedPrompt
-from adchain_assets.references import Slot
+from adchain_assets.plan.prompts import ComposedPrompt
+from adchain_assets.plan.references import Slot
+from adchain_assets.providers.images.base import GeneratedImage, ImageGenerator, ImageRequest, ReferenceImage
+from adchain_assets.providers.images.preview import PreviewGenerator
+from adchain_assets.store.cache import GenerationCache, request_key
 
 
 def png(colour, fmt_kwargs=None) -> bytes:
@@ -93,6 +94,7 @@ def _generate_in_process(root, counter):
     GenerationCache(root=root).generate(CountingGenerator(Path(counter), delay_s=0.5), request())
 
 
+@pytest.mark.subprocess
 def test_two_processes_asking_at_once_pay_once(tmp_path):
     counter = tmp_path / "calls"
     context = multiprocessing.get_context("spawn")

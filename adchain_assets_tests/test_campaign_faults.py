@@ -6,13 +6,11 @@ import json
 import pytest
 from dagster import materialize
 
-from adchain_assets.chains import run_selection
-from adchain_assets.references import CHAINS, Slot
-from adchain_assets.resources import ImageModel
+from adchain_assets.defs.resources import ImageModel
+from adchain_assets.plan.references import CHAINS, Slot
 
-from .conftest import definitions_for
 from .gemini_server import FakeGemini, Hang, Reply, error_reply, no_image_reply
-from .test_sensor import snapshot
+from .helpers import definitions_for, run_selection, snapshot
 
 IMAGES = [Slot(chain, k) for k in range(1, 5) for chain in CHAINS]
 TARGET = "Reference image for scene 2 "  # the faults hit reference/scene_2's requests
@@ -39,7 +37,8 @@ def test_each_fault_ends_complete_and_correct_or_failed_with_the_reason(data_dir
 
     fake_gemini.default_reply = answer
     defs = definitions_for(data_dir, image_backend="gemini")
-    model = ImageModel(backend="gemini", api_key="test-key-not-secret", base_url=fake_gemini.base_url, timeout_s=2.0)
+    model = ImageModel(backend="gemini", api_key="test-key-not-secret", base_url=fake_gemini.base_url, timeout_s=2.0,
+                       initial_delay_s=0.02)
     instance.add_dynamic_partitions("campaigns", ["aurora-perfume"])
     result = materialize(list(defs.assets), resources={**defs.resources, "image_model": model}, instance=instance,
                          partition_key="aurora-perfume", selection=run_selection(IMAGES)[:13], raise_on_error=False)

@@ -8,11 +8,10 @@ import pandas as pd
 from dagster import AssetKey
 from PIL import Image
 
-from adchain_assets.chains import run_selection
-from adchain_assets.references import CHAINS, Slot
+from adchain_assets.plan.references import CHAINS, Slot
 
 from .gemini_server import FakeGemini, image_reply
-from .test_materialize import run_campaign
+from .helpers import run_campaign, run_selection
 
 FACES = Path(__file__).parent / "testdata" / "faces"
 MUSE = [Slot(chain, k) for k in range(1, 4) for chain in CHAINS]
@@ -49,7 +48,7 @@ def test_a_user_photo_campaign_shows_cross_and_self_identity_numbers_for_every_i
             assert detail["self"]["previous"] == f"{slot.chain}/scene_{slot.scene - 1}"
             assert detail["self"]["distance"] < 0.6
     report = pd.read_csv(data_dir / "campaigns" / "muse-portrait" / "report.csv")
-    assert set(report["image"]) == {slot.key for slot in MUSE}
+    assert set(report["output"]) == {slot.key for slot in MUSE}
     assert report["muse_distance"].between(0, 0.6).all()
     assert report["muse_self_distance"].notna().sum() == 6  # scenes 2 and 3 of each chain
     assert report["identity_check"].all()
@@ -86,3 +85,27 @@ def test_best_of_three_keeps_the_most_consistent_take_and_records_the_others(dat
     for candidate in candidates:
         assert (data_dir / "campaigns" / "muse-portrait" / candidate["path"]).exists()
     assert record["consistency"]["muse"]["value"] < 0.6  # the kept take is the woman of the photo
+
+
+def test_preview_frames_say_their_characters_are_not_scored_rather_than_failing(data_dir, instance):
+    """The preview backend draws placeholders, not faces: its images' identity is not scored (no face search
+    runs), and the check, the provenance, the report and the storyboard say so; products are still scored."""
+    scenes = [Slot(chain, k) for k in range(1, 5) for chain in CHAINS]
+    result = run_campaign(data_dir, instance, "aurora-perfume", selection=run_selection(scenes))
+    assert result.success
+    checks = evaluations(result)
+    identity = checks[("reference/scene_2", "identity")]
+    assert identity.passed
+    assert identity.metadata["note"].text == "not scored: preview frames have no faces"
+    assert identity.metadata["woman_cross_distance"].text == "not scored: preview frames have no faces"
+    assert "bottle_score" in checks[("reference/scene_2", "product")].metadata
+    root = data_dir / "campaigns" / "aurora-perfume"
+    woman = json.loads((root / "reference" / "scene_2.json").read_text())["consistency"]["woman"]
+    assert woman["passed"] is None and woman["note"] == "not scored: preview frames have no faces"
+    report = pd.read_csv(root / "report.csv").set_index("output")
+    assert report.loc["reference/scene_2", "identity_check"] == "not scored: preview frames have no faces"
+    assert report.loc["reference/scene_1", "product_check"] in (True, "True")
+
+    from adchain_assets.media.storyboard import score_text
+
+    assert score_text({"woman": woman}) == "woman not scored"

@@ -1,20 +1,15 @@
+import pytest
+
 """The `adchain` command as a user runs it: a separate process, runs recorded in DAGSTER_HOME."""
 
-import os
-import subprocess
-import sys
-from pathlib import Path
 
-from dagster import DagsterInstance, DagsterRunStatus
+from dagster import DagsterRunStatus
 
-from .conftest import PROJECT
 from .gemini_server import FakeGemini, no_image_reply
+from .helpers import adchain, instance_of
 
-ADCHAIN = str(Path(sys.executable).parent / "adchain")
+pytestmark = [pytest.mark.subprocess]
 
-
-def adchain(env, *args):
-    return subprocess.run([ADCHAIN, *args], env=env, cwd=PROJECT, capture_output=True, text=True, timeout=300)
 
 
 def test_materialize_and_status_use_the_instance_in_dagster_home(cli_env, data_dir):
@@ -22,7 +17,7 @@ def test_materialize_and_status_use_the_instance_in_dagster_home(cli_env, data_d
     assert done.returncode == 0, done.stderr
     assert "muse-portrait: 15 outputs made" in done.stdout and "storyboard.png" in done.stdout
     assert (data_dir / "campaigns" / "muse-portrait" / "storyboard.png").exists()
-    with _instance(cli_env) as instance:
+    with instance_of(cli_env) as instance:
         runs = instance.get_runs()
         assert [run.job_name for run in runs] == ["campaign"]
         assert all(run.status == DagsterRunStatus.SUCCESS and run.tags["dagster/partition"] == "muse-portrait" for run in runs)
@@ -31,14 +26,6 @@ def test_materialize_and_status_use_the_instance_in_dagster_home(cli_env, data_d
     assert status.returncode == 0
     assert "reference/scene_1" in status.stdout and "user" in status.stdout
     assert "end/scene_3" in status.stdout and "spent on this campaign so far" in status.stdout and "$0.0000" in status.stdout
-
-
-def _instance(env):
-    os.environ["DAGSTER_HOME"] = env["DAGSTER_HOME"]
-    try:
-        return DagsterInstance.get()
-    finally:
-        del os.environ["DAGSTER_HOME"]
 
 
 def test_a_failed_generation_exits_1_naming_the_asset_and_the_reason(cli_env):
@@ -77,7 +64,7 @@ def test_demo_makes_every_sample_campaign_offline_whatever_is_exported(cli_env, 
         folder = data_dir / "campaigns" / campaign
         assert (folder / "storyboard.png").exists() and (folder / "ad.mp4").exists(), campaign
         assert f"{campaign}: " in done.stdout
-    with _instance(cli_env) as instance:
+    with instance_of(cli_env) as instance:
         runs = instance.get_runs()
         assert sorted(run.tags["dagster/partition"] for run in runs) == ["aurora-perfume", "muse-portrait"]
         assert all(run.status == DagsterRunStatus.SUCCESS for run in runs)

@@ -5,7 +5,11 @@ present"), breaking every later command until the folder was deleted."""
 
 import subprocess
 
-from .test_cli import ADCHAIN, PROJECT, _instance
+import pytest
+
+from .helpers import ADCHAIN, PROJECT, instance_of
+
+pytestmark = [pytest.mark.subprocess]
 
 
 def test_four_commands_at_once_on_a_fresh_home_all_work_and_later_ones_too(cli_env):
@@ -20,5 +24,5 @@ def test_four_commands_at_once_on_a_fresh_home_all_work_and_later_ones_too(cli_e
     assert all("spent on this campaign so far" in out and "$0.0000" in out for _, out, _, _ in outcomes)
     again = subprocess.run([ADCHAIN, "status", "muse-portrait"], env=cli_env, cwd=PROJECT, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr
-    with _instance(cli_env) as instance:  # one schema: the instance opens and answers
+    with instance_of(cli_env) as instance:  # one schema: the instance opens and answers
         assert instance.get_runs() == []

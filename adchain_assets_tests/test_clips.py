@@ -8,13 +8,13 @@ import pytest
 from dagster import AssetKey, materialize
 from PIL import Image
 
-from adchain_assets.chains import new_take_config, run_selection
-from adchain_assets.references import CHAINS, Slot, downstream_closure
-from adchain_assets.resources import VideoModel
-from adchain_assets.video.base import probe, read_frames
+from adchain_assets.defs.images import new_take_config
+from adchain_assets.defs.resources import VideoModel, current_plan
+from adchain_assets.media.mp4 import probe, read_frames
+from adchain_assets.plan.references import CHAINS, Slot
 
-from .conftest import definitions_for
-from .test_materialize import run_campaign
+from .gemini_server import error_reply
+from .helpers import definitions_for, downstream_closure, run_campaign, run_selection
 from .veo_server import FakeVeo
 
 SCENES = [Slot(chain, k) for k in range(1, 5) for chain in CHAINS]
@@ -98,3 +98,32 @@ def test_veo_requests_carry_each_scene_start_frame_as_image_and_end_frame_as_las
                     assert a.size == b.size and a.tobytes() == b.tobytes()
             assert start.aspect_ratio == "9:16"
             assert record["backend"] == "veo" and record["cost_usd"] > 0
+        # The report counts the clips' spend: made after them, so a finished campaign's plan is empty.
+        plan = current_plan(defs.resources["briefs"].load("aurora-perfume"), defs.resources["storage"],
+                            defs.resources["image_model"], resources["video_model"])
+        assert plan.outdated == [] and plan.held == []
+
+
+def test_a_transient_veo_fault_is_retried_by_the_step_and_resumes_the_same_operation(data_dir, instance, monkeypatch):
+    monkeypatch.setenv("GEMINI_API_KEY", "veo-test-key")
+    with FakeVeo(polls_before_done=1) as veo:
+        defs = definitions_for(data_dir, video_backend="veo", step_retry_delay_s=0.0)
+        model = VideoModel(backend="veo", api_key="veo-test-key", base_url=veo.base_url, poll_interval_s=0.01,
+                           max_wait_s=30, initial_delay_s=0.01)
+        veo.fail_downloads(*[error_reply(503, "overloaded")] * 5)  # outlasts the generator's five attempts
+        instance.add_dynamic_partitions("campaigns", ["aurora-perfume"])
+        result = materialize(list(defs.assets), resources={**defs.resources, "video_model": model}, instance=instance,
+                             partition_key="aurora-perfume",
+                             selection=[AssetKey(Slot(c, 1).key_path) for c in CHAINS] + [AssetKey(["clip", "scene_1"])],
+                             raise_on_error=False)
+        assert result.success, [e.step_failure_data.error.message for e in result.all_events if e.is_step_failure]
+        retried = [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+        assert [e.step_key for e in retried] == ["clip__scene_1"]
+        assert veo.start_calls == 1  # the retried step resumed the stored operation
+
+
+def test_the_step_retry_delay_setting_reaches_every_image_and_clip_step(data_dir):
+    defs = definitions_for(data_dir, step_retry_delay_s=7.0, max_scenes=2)
+    for key in ["reference/scene_1", "end/scene_2", "clip/scene_1", "clip/scene_2"]:
+        policy = defs.resolve_assets_def(AssetKey.from_user_string(key)).op.retry_policy
+        assert policy is not None and policy.delay == 7.0, key

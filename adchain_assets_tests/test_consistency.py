@@ -23,8 +23,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageFont, ImageOps
 
-from adchain_assets import consistency
-from adchain_assets.consistency import (
+from adchain_assets.vision import consistency
+from adchain_assets.vision.consistency import (
     PRODUCT_HALF_INLIERS,
     SAME_PERSON,
     SAME_PRODUCT,

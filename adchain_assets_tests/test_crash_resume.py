@@ -26,26 +26,28 @@ from dagster import DagsterInstance, DagsterRunStatus
 from PIL import Image
 from upath import UPath
 
-from adchain_assets import storage
-from adchain_assets.cache import GenerationCache, request_key
-from adchain_assets.chains import MODEL_POOL
-from adchain_assets.generators.base import GeneratedImage, ImageGenerator, ImageRequest, ReferenceImage
-from adchain_assets.prompts import ComposedPrompt
-from adchain_assets.references import CHAINS, Slot
-from adchain_assets.settings import DEFAULT_IMAGE_MODEL
-from adchain_assets.storage import (
+from adchain_assets.defs.images import MODEL_POOL
+from adchain_assets.plan.catalogue import DEFAULT_IMAGE_MODEL
+from adchain_assets.plan.prompts import ComposedPrompt
+from adchain_assets.plan.references import CHAINS, Slot
+from adchain_assets.providers.images.base import GeneratedImage, ImageGenerator, ImageRequest, ReferenceImage
+from adchain_assets.store import files as storage
+from adchain_assets.store.cache import GenerationCache, request_key
+from adchain_assets.store.files import (
     CampaignFiles,
     ProvenanceMismatch,
-    StoredImage,
-    read_image,
+    StoredOutput,
+    read_output_file,
     sha256,
     sweep_temporaries,
     write_atomically,
-    write_image,
+    write_output_file,
 )
 
-from .conftest import PROJECT
 from .gemini_server import FakeGemini, make_png
+from .helpers import PROJECT
+
+pytestmark = [pytest.mark.fault]
 
 ADCHAIN = str(Path(sys.executable).parent / "adchain")
 CAMPAIGN = "aurora-perfume"  # 4 scenes: 12 generated images, no user image
@@ -142,12 +144,12 @@ def check_files(data_dir: Path) -> dict[str, str]:
         record = json.loads(path.with_suffix(".json").read_text())  # a PNG never stands without its JSON
         if record["sha256"] == sha256(path.read_bytes()):
             states[slot.key] = "ok"
-            assert files.read_image(CAMPAIGN, slot).provenance == record
+            assert files.read_output(CAMPAIGN, slot.key).provenance == record
         else:
             states[slot.key] = "mismatch"
-            assert files.read_image(CAMPAIGN, slot) is None
+            assert files.read_output(CAMPAIGN, slot.key) is None
             with pytest.raises(ProvenanceMismatch):
-                read_image(UPath(path))
+                read_output_file(UPath(path))
     return states
 
 
@@ -234,11 +236,11 @@ def test_a_run_killed_mid_chain_resumes_with_only_the_unfinished_images(tmp_path
 # --- the instants that matter, one at a time ----------------------------------------------------------------
 
 
-def stored(colour, take=0) -> StoredImage:
+def stored(colour, take=0) -> StoredOutput:
     buffer = io.BytesIO()
     Image.new("RGB", (16, 16), colour).save(buffer, "PNG")
     png = buffer.getvalue()
-    return StoredImage(png=png, provenance={"campaign": "c", "chain": "reference", "scene": 1, "take": take, "sha256": sha256(png)})
+    return StoredOutput(data=png, provenance={"campaign": "c", "chain": "reference", "scene": 1, "take": take, "sha256": sha256(png)})
 
 
 def in_a_process_killed_at(target, *, call: str, after: int, args=()) -> None:
@@ -279,25 +281,26 @@ def test_killed_between_the_json_and_the_png_rename_a_reader_refuses_the_pair_an
     slot = Slot("reference", 1)
     path = files.image_path("c", slot)
     old, new = stored("red", take=1), stored("blue", take=2)
-    write_image(path, old)
+    write_output_file(path, old)
 
-    in_a_process_killed_at(write_image, call="replace", after=1, args=(path, new))  # JSON renamed, PNG not
+    in_a_process_killed_at(write_output_file, call="replace", after=1, args=(path, new))  # JSON renamed, PNG not
 
     local = Path(os.fspath(path))
-    assert local.read_bytes() == old.png  # nothing lost: the user's image is still there ...
+    assert local.read_bytes() == old.data  # nothing lost: the user's image is still there ...
     assert json.loads(local.with_suffix(".json").read_text())["sha256"] == new.sha256  # ... beside the new JSON
     with pytest.raises(ProvenanceMismatch, match="does not match its provenance"):
-        read_image(path)
-    assert files.read_image("c", slot) is None  # refused, treated as not made ...
-    assert "interrupted write" in files.problem("c", slot)
-    assert local.read_bytes() == old.png and local.with_suffix(".json").exists()  # ... and not deleted
+        read_output_file(path)
+    assert files.read_output("c", slot.key) is None  # refused, treated as not made ...
+    with pytest.raises(ProvenanceMismatch, match="interrupted write"):
+        read_output_file(path)
+    assert local.read_bytes() == old.data and local.with_suffix(".json").exists()  # ... and not deleted
     assert files.current_take("c", slot) == 2  # the take the cut-short write was storing: rerun rolls forward
     [temporary] = hidden(local.parent)  # the staged PNG of the dead writer
     assert TEMPORARY.match(temporary.name)
 
     age(temporary, 10)
-    write_image(path, new)  # the rerun
-    assert files.read_image("c", slot) == new
+    write_output_file(path, new)  # the rerun
+    assert files.read_output("c", slot.key) == new
     assert sorted(p.name for p in local.parent.iterdir()) == ["scene_1.json", "scene_1.png"]
 
 
@@ -305,10 +308,12 @@ def test_killed_between_the_renames_of_a_first_write_no_png_appears_without_its_
     files = CampaignFiles(base_path=str(tmp_path))
     slot = Slot("start", 2)
     path = files.image_path("c", slot)
-    in_a_process_killed_at(write_image, call="replace", after=1, args=(path, stored("green")))
+    in_a_process_killed_at(write_output_file, call="replace", after=1, args=(path, stored("green")))
     local = Path(os.fspath(path))
     assert not local.exists() and local.with_suffix(".json").exists()
-    assert files.read_image("c", slot) is None and files.problem("c", slot) is None  # simply not made yet
+    assert files.read_output("c", slot.key) is None  # simply not made yet
+    with pytest.raises(FileNotFoundError):
+        read_output_file(path)
     assert files.current_take("c", slot) == 0
 
 
@@ -317,10 +322,10 @@ def test_killed_while_writing_the_temporary_the_old_pair_stays_and_the_temporary
     slot = Slot("end", 3)
     path = files.image_path("c", slot)
     old = stored("red")
-    write_image(path, old)
-    in_a_process_killed_at(write_image, call="fsync", after=1, args=(path, stored("blue")))  # PNG temp written
+    write_output_file(path, old)
+    in_a_process_killed_at(write_output_file, call="fsync", after=1, args=(path, stored("blue")))  # PNG temp written
     local = Path(os.fspath(path))
-    assert files.read_image("c", slot) == old
+    assert files.read_output("c", slot.key) == old
     [temporary] = hidden(local.parent)
     assert sweep_temporaries(path.parent) == []  # too fresh to tell from a writer that has not locked it yet
     age(temporary, 10)
@@ -359,11 +364,11 @@ def test_on_an_object_store_only_old_temporaries_are_swept_and_nothing_is_fsynce
     orphan = folder / f".scene_1.png.{'a' * 32}.tmp"
     orphan.parent.mkdir(parents=True, exist_ok=True)
     orphan.write_bytes(b"half")
-    write_image(folder / "scene_1.png", stored("red"))
+    write_output_file(folder / "scene_1.png", stored("red"))
     assert orphan.exists()  # young: might be a live writer on another machine
     assert sweep_temporaries(folder, remote_after_s=0) == [orphan.name]
     assert sorted(p.name for p in folder.iterdir()) == ["scene_1.json", "scene_1.png"]
-    assert CampaignFiles(base_path="memory://crash-test").read_image("c", Slot("end", 1)) == stored("red")
+    assert CampaignFiles(base_path="memory://crash-test").read_output("c", Slot("end", 1).key) == stored("red")
 
 
 def test_local_writes_fsync_the_data_before_the_rename_and_the_folder_after(tmp_path, monkeypatch):
@@ -383,7 +388,7 @@ def test_local_writes_fsync_the_data_before_the_rename_and_the_folder_after(tmp_
     path.parent.mkdir(exist_ok=True)
     monkeypatch.setattr(os, "fsync", fsync)
     monkeypatch.setattr(os, "replace", replace)
-    write_image(path, stored("red"))
+    write_output_file(path, stored("red"))
     assert events == [
         ("fsync", "scene_1"), ("fsync", "scene_1"),  # both temporaries, complete, before either rename
         ("replace", "scene_1.json"), ("fsync", "dir"),  # the JSON first ...
@@ -395,12 +400,14 @@ def test_a_png_without_its_json_is_refused_but_kept(tmp_path):
     files = CampaignFiles(base_path=str(tmp_path))
     path = Path(os.fspath(files.image_path("c", Slot("reference", 2))))
     path.parent.mkdir(parents=True)
-    path.write_bytes(stored("red").png)  # e.g. left by an older version, or copied in by hand
+    path.write_bytes(stored("red").data)  # e.g. left by an older version, or copied in by hand
     with pytest.raises(ProvenanceMismatch, match="has no provenance"):
-        read_image(UPath(path))
-    assert files.read_image("c", Slot("reference", 2)) is None and path.exists()
+        read_output_file(UPath(path))
+    assert files.read_output("c", Slot("reference", 2).key) is None and path.exists()
     path.with_suffix(".json").write_text("{not json")
-    assert files.read_image("c", Slot("reference", 2)) is None and "not readable JSON" in files.problem("c", Slot("reference", 2))
+    assert files.read_output("c", Slot("reference", 2).key) is None
+    with pytest.raises(ProvenanceMismatch, match="not readable JSON"):
+        read_output_file(UPath(path))
     assert files.current_take("c", Slot("reference", 2)) == 0
 
 

@@ -9,13 +9,13 @@ import shutil
 import pytest
 import yaml
 
-from adchain_assets.cli import main
-from adchain_assets.draft import INSTRUCTIONS, SCHEMA_KEYWORDS, response_schema
-from adchain_assets.ledger import Ledger
-from adchain_assets.settings import DEFAULT_TEXT_MODEL
+from adchain_assets.cli.draft import INSTRUCTIONS, SCHEMA_KEYWORDS, response_schema
+from adchain_assets.cli.main import main
+from adchain_assets.plan.catalogue import DEFAULT_TEXT_MODEL
+from adchain_assets.store.ledger import Ledger
 
-from .conftest import SAMPLE_BRIEFS
 from .gemini_server import draft_brief_answer, error_reply, json_reply, text_reply
+from .helpers import SAMPLE_BRIEFS
 
 IDEA = "a perfume ad: a woman on a Paris balcony at dawn"
 CAMPAIGN = "perfume-ad-woman-paris-balcony-dawn"

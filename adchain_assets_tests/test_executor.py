@@ -4,9 +4,10 @@ import importlib.util
 
 import pytest
 
-from adchain_assets.definitions import build_executor
-from adchain_assets.settings import CELERY_SETTINGS, SettingsError
-from adchain_assets_tests.conftest import PROJECT
+from adchain_assets.defs.jobs import build_executor
+from adchain_assets.settings import CELERY_SETTINGS, Settings, SettingsError
+
+from .helpers import PROJECT
 
 WORKER_CONFIG = PROJECT / "deploy" / "celery" / "dagster_celery_config.py"
 
@@ -39,13 +40,13 @@ def test_the_workers_read_the_broker_from_the_environment_and_the_executors_own_
 
 def test_the_executor_is_chosen_by_adchain_executor_and_a_celery_executor_needs_a_broker(monkeypatch):
     monkeypatch.delenv("ADCHAIN_EXECUTOR", raising=False)
-    assert build_executor().name == "multiprocess"
+    assert build_executor(Settings.from_env()).name == "multiprocess"
     monkeypatch.setenv("ADCHAIN_EXECUTOR", "celery")
     monkeypatch.delenv("ADCHAIN_CELERY_BROKER", raising=False)
     with pytest.raises(SettingsError, match="ADCHAIN_CELERY_BROKER"):
-        build_executor()
+        build_executor(Settings.from_env())
     monkeypatch.setenv("ADCHAIN_CELERY_BROKER", "redis://127.0.0.1:6379/0")
-    assert build_executor().name == "celery"
+    assert build_executor(Settings.from_env()).name == "celery"
     monkeypatch.setenv("ADCHAIN_EXECUTOR", "threads")
     with pytest.raises(SettingsError, match="'threads'"):
-        build_executor()
+        build_executor(Settings.from_env())

@@ -9,11 +9,11 @@ import pytest
 from PIL import Image
 from upath import UPath
 
-from adchain_assets import consistency, features
-from adchain_assets.brief import load_brief
-from adchain_assets.checks import provenance_sha256, score_image, summary
-from adchain_assets.features import FeatureStore, forget_memory
-from adchain_assets.references import Slot
+from adchain_assets.brief.model import load_brief
+from adchain_assets.plan.references import Slot
+from adchain_assets.vision import consistency, features
+from adchain_assets.vision.features import FeatureStore, forget_memory
+from adchain_assets.vision.scores import provenance_sha256, score_image, summary
 
 FACES = Path(__file__).parent / "testdata" / "faces"
 

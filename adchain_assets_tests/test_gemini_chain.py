@@ -7,11 +7,11 @@ import pytest
 from dagster import AssetKey
 from PIL import Image
 
-from adchain_assets.references import Slot, shown_references
-from adchain_assets.settings import DEFAULT_IMAGE_MODEL
+from adchain_assets.plan.catalogue import DEFAULT_IMAGE_MODEL
+from adchain_assets.plan.references import Slot, shown_references
 
 from .gemini_server import FakeGemini, no_image_reply
-from .test_materialize import run_campaign
+from .helpers import run_campaign
 
 
 def pixels(data: bytes) -> tuple:

@@ -16,8 +16,8 @@ from itertools import pairwise
 import pytest
 from google.genai import errors
 
-from adchain_assets.generators.base import GenerationError
-from adchain_assets.generators.gemini import FINAL_REASONS, RETRYABLE_REASONS, GeminiGenerator
+from adchain_assets.providers.images.base import GenerationError
+from adchain_assets.providers.images.gemini import FINAL_REASONS, RETRYABLE_REASONS, GeminiGenerator
 from adchain_assets_tests.gemini_server import (
     Drop,
     FakeGemini,
@@ -29,7 +29,8 @@ from adchain_assets_tests.gemini_server import (
     make_png,
     no_image_reply,
 )
-from adchain_assets_tests.test_gemini_generator import request
+
+from .helpers import image_request
 
 API_KEY = "AIzaSy-FAKE-KEY-adchain-test-0123456789"
 DELAY = 0.02  # initial backoff (and jitter range) for most tests, in seconds
@@ -66,7 +67,7 @@ def test_429_three_times_then_success_makes_four_requests_with_growing_waits(fak
     fake.reply(*[error_reply(429, "Resource has been exhausted (e.g. check quota).")] * 3)
     generator = generator_for(fake.base_url, initial_delay_s=0.1, http_attempts=5)
 
-    result = generator.generate(request())
+    result = generator.generate(image_request())
 
     assert len(fake.requests) == 4
     assert result.png == fake.returned_images[0]
@@ -82,7 +83,7 @@ def test_429_three_times_then_success_makes_four_requests_with_growing_waits(fak
 def test_503_once_then_success(fake):
     fake.reply(error_reply(503, "The model is overloaded. Please try again later."))
 
-    result = generator_for(fake.base_url).generate(request())
+    result = generator_for(fake.base_url).generate(image_request())
 
     assert [r.reply_status for r in fake.requests] == [503, 200]
     assert result.png == fake.returned_images[0]
@@ -92,7 +93,7 @@ def test_503_forever_fails_after_http_attempts_requests_as_retryable(fake):
     fake.reply(*forever(error_reply(503, "The model is overloaded. Please try again later.")))
 
     with pytest.raises(GenerationError) as caught:
-        generator_for(fake.base_url, http_attempts=3).generate(request())
+        generator_for(fake.base_url, http_attempts=3).generate(image_request())
 
     assert len(fake.requests) == 3  # not multiplied by reply-level retries: the SDK's are the ones for HTTP
     assert caught.value.reason == "HTTP_503"
@@ -107,7 +108,7 @@ def test_503_forever_fails_after_http_attempts_requests_as_retryable(fake):
 def test_every_transient_status_is_retried(fake, status):
     fake.reply(error_reply(status, "transient"))
 
-    generator_for(fake.base_url).generate(request())
+    generator_for(fake.base_url).generate(image_request())
 
     assert [r.reply_status for r in fake.requests] == [status, 200]
 
@@ -117,7 +118,7 @@ def test_a_client_error_is_one_request_and_final_with_the_servers_message(fake, 
     fake.reply(error_reply(status, "Request contains an invalid argument.", name))
 
     with pytest.raises(GenerationError) as caught:
-        generator_for(fake.base_url).generate(request())
+        generator_for(fake.base_url).generate(image_request())
 
     assert len(fake.requests) == 1
     assert caught.value.reason == f"HTTP_{status}"
@@ -132,7 +133,7 @@ def test_retry_after_is_not_honoured_by_the_sdk_but_is_reported(fake):
 
     started = time.perf_counter()
     with pytest.raises(GenerationError) as caught:
-        generator_for(fake.base_url, http_attempts=2).generate(request())
+        generator_for(fake.base_url, http_attempts=2).generate(image_request())
 
     assert time.perf_counter() - started < 5
     assert len(fake.requests) == 2
@@ -144,7 +145,7 @@ def test_retry_after_header_alone_is_reported(fake):
     fake.reply(error_reply(429, "Slow down.", retry_after=7))
 
     with pytest.raises(GenerationError) as caught:
-        generator_for(fake.base_url, http_attempts=1).generate(request())
+        generator_for(fake.base_url, http_attempts=1).generate(image_request())
 
     assert "wait 7s" in str(caught.value)
 
@@ -154,7 +155,7 @@ def test_a_hang_past_the_timeout_is_retried(fake):
     generator = generator_for(fake.base_url, timeout_s=0.3)
 
     started = time.perf_counter()
-    result = generator.generate(request())
+    result = generator.generate(image_request())
 
     assert time.perf_counter() - started < 3
     assert len(fake.requests) == 2
@@ -167,7 +168,7 @@ def test_a_call_that_always_hangs_is_a_retryable_timeout(fake):
 
     started = time.perf_counter()
     with pytest.raises(GenerationError) as caught:
-        generator.generate(request())
+        generator.generate(image_request())
 
     elapsed = time.perf_counter() - started
     assert 0.9 <= elapsed < 3  # three 0.3 s timeouts and two short waits
@@ -181,7 +182,7 @@ def test_a_latency_callable_delays_only_the_requests_it_names(fake):
     fake.latency_s = lambda req: 5.0 if len(fake.requests) == 1 else 0.0
     generator = generator_for(fake.base_url, timeout_s=0.3)
 
-    generator.generate(request())
+    generator.generate(image_request())
 
     assert len(fake.requests) == 2
 
@@ -192,7 +193,7 @@ def test_a_refused_connection_is_retried_then_reported():
     generator = generator_for(base_url, http_attempts=2)
 
     with pytest.raises(GenerationError) as caught:
-        generator.generate(request())
+        generator.generate(image_request())
 
     assert caught.value.reason == "CONNECTION_FAILED"
     assert caught.value.retryable is True
@@ -205,7 +206,7 @@ def test_a_refused_connection_is_retried_then_reported():
 def test_no_image_once_then_success_costs_both_calls(fake):
     fake.reply(no_image_reply("NO_IMAGE", prompt_tokens=100), image_reply(PNG, prompt_tokens=100))
 
-    result = generator_for(fake.base_url).generate(request())
+    result = generator_for(fake.base_url).generate(image_request())
 
     assert len(fake.requests) == 2
     assert result.png == PNG
@@ -227,7 +228,7 @@ def test_no_image_once_then_success_costs_both_calls(fake):
 def test_other_replies_without_an_image_are_retried(fake, reply):
     fake.reply(reply)
 
-    result = generator_for(fake.base_url).generate(request())
+    result = generator_for(fake.base_url).generate(image_request())
 
     assert len(fake.requests) == 2
     assert result.usage["attempts"] == 2
@@ -237,7 +238,7 @@ def test_image_other_forever_fails_after_no_image_attempts_calls(fake):
     fake.reply(*forever(no_image_reply("IMAGE_OTHER", message="Unable to show the generated image.")))
 
     with pytest.raises(GenerationError) as caught:
-        generator_for(fake.base_url, no_image_attempts=3).generate(request())
+        generator_for(fake.base_url, no_image_attempts=3).generate(image_request())
 
     assert len(fake.requests) == 3
     assert caught.value.reason == "IMAGE_OTHER"
@@ -253,7 +254,7 @@ def test_reply_level_backoff_grows_too(fake):
     fake.reply(*forever(no_image_reply("NO_IMAGE")))
 
     with pytest.raises(GenerationError):
-        generator_for(fake.base_url, initial_delay_s=0.1, no_image_attempts=4).generate(request())
+        generator_for(fake.base_url, initial_delay_s=0.1, no_image_attempts=4).generate(image_request())
 
     waits = gaps(fake)
     assert len(waits) == 3
@@ -266,7 +267,7 @@ def test_every_reply_level_attempt_gets_the_full_http_retries(fake):
         error_reply(503, "overloaded"), no_image_reply("NO_IMAGE"), error_reply(429, "quota"), image_reply(PNG)
     )
 
-    result = generator_for(fake.base_url, http_attempts=2).generate(request())
+    result = generator_for(fake.base_url, http_attempts=2).generate(image_request())
 
     assert [r.reply_status for r in fake.requests] == [503, 200, 429, 200]
     assert result.png == PNG and result.usage["attempts"] == 2
@@ -279,7 +280,7 @@ def test_a_final_finish_reason_is_one_request(fake, reason):
     fake.reply(no_image_reply(reason, message="The generated image was flagged.", prompt_tokens=100))
 
     with pytest.raises(GenerationError) as caught:
-        generator_for(fake.base_url).generate(request())
+        generator_for(fake.base_url).generate(image_request())
 
     assert len(fake.requests) == 1
     assert caught.value.reason == reason
@@ -294,7 +295,7 @@ def test_a_prompt_block_is_one_request_whatever_its_reason(fake, reason):
     fake.reply(blocked_prompt_reply(reason, message="The prompt violates policy."))
 
     with pytest.raises(GenerationError) as caught:
-        generator_for(fake.base_url).generate(request())
+        generator_for(fake.base_url).generate(image_request())
 
     assert len(fake.requests) == 1
     assert caught.value.reason == reason
@@ -306,7 +307,7 @@ def test_an_unknown_finish_reason_is_final(fake):
     fake.reply(no_image_reply("SOME_FUTURE_REASON"))
 
     with pytest.raises(GenerationError) as caught:
-        generator_for(fake.base_url).generate(request())
+        generator_for(fake.base_url).generate(image_request())
 
     assert len(fake.requests) == 1
     assert caught.value.reason == "SOME_FUTURE_REASON" and caught.value.retryable is False
@@ -315,7 +316,7 @@ def test_an_unknown_finish_reason_is_final(fake):
 def test_a_malformed_200_once_then_success(fake):
     fake.reply(Reply(200, b"<html><body>upstream hiccup</body></html>"))
 
-    result = generator_for(fake.base_url).generate(request())
+    result = generator_for(fake.base_url).generate(image_request())
 
     assert len(fake.requests) == 2
     assert result.png == fake.returned_images[0]
@@ -327,7 +328,7 @@ def test_a_malformed_200_forever_is_unreadable_reply(fake):
     fake.reply(*forever(Reply(200, b"not json")))
 
     with pytest.raises(GenerationError) as caught:
-        generator_for(fake.base_url, no_image_attempts=2).generate(request())
+        generator_for(fake.base_url, no_image_attempts=2).generate(image_request())
 
     assert len(fake.requests) == 2
     assert caught.value.reason == "UNREADABLE_REPLY" and caught.value.retryable
@@ -336,7 +337,7 @@ def test_a_malformed_200_forever_is_unreadable_reply(fake):
 def test_a_dropped_connection_is_retried_at_reply_level(fake):
     fake.reply(Drop())
 
-    result = generator_for(fake.base_url).generate(request())
+    result = generator_for(fake.base_url).generate(image_request())
 
     assert len(fake.requests) == 2
     assert fake.requests[0].reply_status is None
@@ -347,7 +348,7 @@ def test_a_connection_dropped_every_time_fails_as_disconnected(fake):
     fake.reply(*forever(Drop()))
 
     with pytest.raises(GenerationError) as caught:
-        generator_for(fake.base_url, no_image_attempts=2).generate(request())
+        generator_for(fake.base_url, no_image_attempts=2).generate(image_request())
 
     assert len(fake.requests) == 2
     assert caught.value.reason == "DISCONNECTED" and caught.value.retryable
@@ -357,7 +358,7 @@ def test_no_image_attempts_1_makes_one_call(fake):
     fake.reply(no_image_reply("NO_IMAGE"))
 
     with pytest.raises(GenerationError):
-        generator_for(fake.base_url, no_image_attempts=1).generate(request())
+        generator_for(fake.base_url, no_image_attempts=1).generate(image_request())
 
     assert len(fake.requests) == 1
 
@@ -380,7 +381,7 @@ def test_jitter_is_drawn_for_every_retry_at_both_levels_and_differs_between_runs
         fake.requests.clear()
         draws.clear()
         fake.reply(error_reply(503, "overloaded"), error_reply(503, "overloaded"), no_image_reply("NO_IMAGE"))
-        generator_for(fake.base_url).generate(request())
+        generator_for(fake.base_url).generate(image_request())
         assert len(fake.requests) == 4
         runs.append((list(draws), gaps(fake)))
 
@@ -465,11 +466,11 @@ def _fail(script) -> GenerationError:
         generator = generator_for(server.base_url, timeout_s=0.3, http_attempts=2, no_image_attempts=2)
         if script is not None:
             with pytest.raises(GenerationError) as caught:
-                generator.generate(request())
+                generator.generate(image_request())
             assert server.requests and all(r.headers.get("x-goog-api-key") == API_KEY for r in server.requests)
             return caught.value
     with pytest.raises(GenerationError) as caught:
-        generator.generate(request())  # the server is closed now: connection refused
+        generator.generate(image_request())  # the server is closed now: connection refused
     return caught.value
 
 

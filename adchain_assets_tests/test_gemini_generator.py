@@ -12,10 +12,9 @@ import pytest
 from google.genai import errors
 from PIL import Image
 
-from adchain_assets.generators.base import GenerationError, ImageRequest, ReferenceImage
-from adchain_assets.generators.gemini import GeminiGenerator
-from adchain_assets.prompts import ComposedPrompt, SubjectLine
-from adchain_assets.references import Slot
+from adchain_assets.plan.catalogue import DEFAULT_IMAGE_MODEL
+from adchain_assets.providers.images.base import GenerationError
+from adchain_assets.providers.images.gemini import GeminiGenerator
 from adchain_assets_tests.gemini_server import (
     FakeGemini,
     Hang,
@@ -25,8 +24,10 @@ from adchain_assets_tests.gemini_server import (
     image_reply,
     no_image_reply,
 )
+from adchain_assets_tests.helpers import image_request, prompt
 
 API_KEY = "AIza-test-SECRET-4f2b9c"
+PRICED_MODEL = "gemini-2.5-flash-image"
 
 
 def noise_image(size: tuple[int, int], seed: int, mode: str = "RGB") -> Image.Image:
@@ -52,22 +53,6 @@ def same_pixels(a: bytes, b: bytes) -> bool:
     return (first.mode, first.size, first.tobytes()) == (second.mode, second.size, second.tobytes())
 
 
-def prompt(scene_text: str = "The woman holding the bottle by a window") -> ComposedPrompt:
-    return ComposedPrompt(
-        slot=Slot("reference", 2),
-        scene_text=scene_text,
-        subjects=(SubjectLine("woman", "character", "Woman, 32, chestnut hair, emerald eyes"),),
-        look=(("style", "cinematic"), ("lighting", "golden hour")),
-        continuity="",
-        reference_note="Reference images, in the order attached. Image 1: the reference image of scene 1.",
-    )
-
-
-def request(references: tuple[bytes, ...] = (), aspect_ratio: str = "1:1", text: str | None = None) -> ImageRequest:
-    refs = [ReferenceImage(f"reference/scene_{i}", png) for i, png in enumerate(references, start=1)]
-    return ImageRequest(prompt=prompt(text) if text else prompt(), references=refs, aspect_ratio=aspect_ratio)
-
-
 @pytest.fixture
 def fake():
     with FakeGemini() as server:
@@ -77,13 +62,15 @@ def fake():
 @pytest.fixture
 def generator(fake):
     # One call per image: these tests read one reply each; retrying is test_gemini_faults.py's subject.
-    return GeminiGenerator(api_key=API_KEY, base_url=fake.base_url, timeout_s=10, no_image_attempts=1)
+    # Priced as gemini-2.5-flash-image (the catalogue keeps the prices of shut-down models for old records).
+    return GeminiGenerator(api_key=API_KEY, model=PRICED_MODEL, base_url=fake.base_url, timeout_s=10,
+                           no_image_attempts=1)
 
 
 def test_request_carries_prompt_references_in_order_aspect_ratio_and_key(fake, generator):
     first = encode(noise_image((40, 30), seed=1))
     second = encode(noise_image((24, 24), seed=2, mode="RGBA"))
-    req = request((first, second), aspect_ratio="9:16")
+    req = image_request((first, second), aspect_ratio="9:16")
 
     result = generator.generate(req)
 
@@ -110,7 +97,7 @@ def test_request_carries_prompt_references_in_order_aspect_ratio_and_key(fake, g
 
 
 def test_without_references_only_the_prompt_is_sent(fake, generator):
-    generator.generate(request())
+    generator.generate(image_request())
 
     [seen] = fake.requests
     assert seen.body["contents"][0]["parts"] == [{"text": prompt().text}]
@@ -121,10 +108,10 @@ def test_default_reply_pixels_follow_prompt_and_references(fake, generator):
     ref_a, ref_b = encode(noise_image((8, 8), seed=3)), encode(noise_image((8, 8), seed=4))
 
     images = [
-        generator.generate(request((ref_a,))).png,
-        generator.generate(request((ref_a,))).png,
-        generator.generate(request((ref_b,))).png,
-        generator.generate(request((ref_a,), text="The bottle alone on the sill")).png,
+        generator.generate(image_request((ref_a,))).png,
+        generator.generate(image_request((ref_a,))).png,
+        generator.generate(image_request((ref_b,))).png,
+        generator.generate(image_request((ref_a,), text="The bottle alone on the sill")).png,
     ]
 
     assert images[0] == images[1]
@@ -136,7 +123,7 @@ def test_concurrent_calls_are_all_recorded_and_answered_apart(fake, generator):
     texts = [f"Scene variant {i}" for i in range(6)]
 
     with ThreadPoolExecutor(max_workers=6) as pool:
-        results = list(pool.map(lambda text: generator.generate(request(text=text)), texts))
+        results = list(pool.map(lambda text: generator.generate(image_request(text=text)), texts))
 
     assert sorted(r.prompt_text.split(": ", 1)[1].split("\n")[0] for r in fake.requests) == sorted(texts)
     assert len({r.png for r in results}) == 6
@@ -150,7 +137,7 @@ def test_thought_parts_are_skipped_for_the_real_image(fake, generator):
     assert thought_text["thought"] and thought_image["thought"] and "inlineData" in thought_image
     fake.reply(reply)
 
-    result = generator.generate(request())
+    result = generator.generate(image_request())
 
     assert result.png == real
     assert same_pixels(result.png, fake.returned_images[0])
@@ -162,7 +149,7 @@ def test_a_reply_with_only_a_thought_image_has_no_image(fake, generator):
     fake.reply(thought_only)
 
     with pytest.raises(GenerationError) as caught:
-        generator.generate(request())
+        generator.generate(image_request())
 
     assert caught.value.reason == "STOP"
 
@@ -172,7 +159,7 @@ def test_jpeg_reply_is_stored_as_png_with_the_jpegs_decoded_pixels(fake, generat
     jpeg = encode(noise_image((64, 48), seed=7, mode=mode), "JPEG", quality=70)
     fake.reply(image_reply(jpeg, mime="image/jpeg"))
 
-    result = generator.generate(request())
+    result = generator.generate(image_request())
 
     stored, returned = decode(result.png), decode(jpeg)
     assert stored.format == "PNG"
@@ -185,7 +172,7 @@ def test_undecodable_image_bytes_are_a_generation_error(fake, generator):
     fake.reply(image_reply(b"definitely not an image", mime="image/png"))
 
     with pytest.raises(GenerationError) as caught:
-        generator.generate(request())
+        generator.generate(image_request())
 
     assert caught.value.reason == "UNREADABLE_IMAGE"
 
@@ -195,7 +182,7 @@ def test_unreadable_reply_is_a_generation_error(fake, generator, body):
     fake.reply(Reply(200, body))
 
     with pytest.raises(GenerationError) as caught:
-        generator.generate(request())
+        generator.generate(image_request())
 
     assert caught.value.reason == "UNREADABLE_REPLY"
 
@@ -216,7 +203,7 @@ def test_finish_message_is_read_from_the_raw_reply(fake, generator):
     )
 
     with pytest.raises(GenerationError) as caught:
-        generator.generate(request())
+        generator.generate(image_request())
 
     assert caught.value.reason == "IMAGE_OTHER"
     assert str(caught.value) == (
@@ -245,7 +232,7 @@ def test_no_image_is_a_generation_error_with_the_models_reason(fake, generator, 
     fake.reply(reply)
 
     with pytest.raises(GenerationError) as caught:
-        generator.generate(request())
+        generator.generate(image_request())
 
     assert caught.value.reason == reason
     assert reason in str(caught.value)
@@ -257,14 +244,14 @@ def test_no_image_is_a_generation_error_with_the_models_reason(fake, generator, 
 def test_cost_from_usage_on_gemini_2_5_flash_image(fake, generator):
     fake.reply(image_reply(encode(noise_image((8, 8), seed=8)), prompt_tokens=1000))
 
-    result = generator.generate(request())
+    result = generator.generate(image_request())
 
     assert result.usage == {"prompt_tokens": 1000, "output_tokens": 1290, "total_tokens": 2290, "attempts": 1}
     assert result.cost_usd == pytest.approx(1000 * 0.30e-6 + 0.0387)
 
 
 def test_cost_of_the_default_reply_is_one_image(fake, generator):
-    result = generator.generate(request())
+    result = generator.generate(image_request())
 
     assert result.usage["output_tokens"] == 1290
     assert result.cost_usd == pytest.approx(result.usage["prompt_tokens"] * 0.30e-6 + 0.0387)
@@ -282,7 +269,7 @@ def test_pro_model_bills_thinking_tokens_at_the_text_rate_and_image_tokens_at_th
     fake.reply(reply)
     generator = GeminiGenerator(api_key=API_KEY, model="gemini-3-pro-image-preview", base_url=fake.base_url)
 
-    result = generator.generate(request())
+    result = generator.generate(image_request())
 
     assert fake.requests[0].model == "gemini-3-pro-image-preview"
     assert result.model == "gemini-3-pro-image-preview"
@@ -294,13 +281,13 @@ def test_pro_model_bills_thinking_tokens_at_the_text_rate_and_image_tokens_at_th
 def test_model_is_the_one_the_reply_names(fake, generator):
     fake.reply(image_reply(encode(noise_image((8, 8), seed=10)), model_version="gemini-2.5-flash-image-preview"))
 
-    assert generator.generate(request()).model == "gemini-2.5-flash-image-preview"
+    assert generator.generate(image_request()).model == "gemini-2.5-flash-image-preview"
 
 
 def test_unknown_model_costs_nothing_but_usage_is_recorded(fake):
     generator = GeminiGenerator(api_key=API_KEY, model="some-future-image-model", base_url=fake.base_url)
 
-    result = generator.generate(request())
+    result = generator.generate(image_request())
 
     assert fake.requests[0].model == "some-future-image-model"
     assert result.model == "some-future-image-model"
@@ -314,7 +301,7 @@ def test_missing_usage_counts_are_zero(fake, generator):
     del reply.body["usageMetadata"]
     fake.reply(reply)
 
-    result = generator.generate(request())
+    result = generator.generate(image_request())
 
     assert result.usage == {"prompt_tokens": 0, "output_tokens": 0, "total_tokens": 0, "attempts": 1}
     assert result.cost_usd == 0.0
@@ -323,7 +310,7 @@ def test_missing_usage_counts_are_zero(fake, generator):
 def test_latency_is_measured_around_the_call(fake, generator):
     fake.latency_s = 0.3
 
-    assert generator.generate(request()).latency_s >= 0.3
+    assert generator.generate(image_request()).latency_s >= 0.3
 
 
 @pytest.mark.parametrize("key", ["", "   "])
@@ -338,7 +325,7 @@ def test_api_key_is_not_in_the_repr():
     generator = GeminiGenerator(api_key=API_KEY, base_url="http://127.0.0.1:1")
 
     assert API_KEY not in repr(generator)
-    assert "gemini-2.5-flash-image" in repr(generator)
+    assert DEFAULT_IMAGE_MODEL in repr(generator)  # the catalogue's default when none is given
 
 
 def test_rejected_key_is_a_final_generation_error_without_the_key():
@@ -347,7 +334,7 @@ def test_rejected_key_is_a_final_generation_error_without_the_key():
         generator = GeminiGenerator(api_key=wrong_key, base_url=server.base_url)
 
         with pytest.raises(GenerationError) as caught:
-            generator.generate(request())
+            generator.generate(image_request())
 
         assert len(server.requests) == 1
 
@@ -368,7 +355,7 @@ def test_http_attempts_1_makes_exactly_one_request(fake, status, error_class):
     fake.reply(error_reply(status, "Try again later."))
 
     with pytest.raises(GenerationError) as caught:
-        generator.generate(request())
+        generator.generate(image_request())
 
     assert caught.value.reason == f"HTTP_{status}" and caught.value.retryable is True
     assert isinstance(caught.value.__cause__, error_class)
@@ -384,7 +371,7 @@ def test_timeout_is_applied(fake):
 
     started = time.perf_counter()
     with pytest.raises(Exception, match="(?i)timed? ?out") as caught:
-        generator.generate(request())
+        generator.generate(image_request())
 
     assert time.perf_counter() - started < 5
     assert caught.value.reason == "TIMEOUT"

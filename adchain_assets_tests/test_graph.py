@@ -2,9 +2,9 @@
 
 from dagster import AssetKey, DynamicPartitionsDefinition
 
-from adchain_assets.references import CHAINS, Slot, all_slots, upstream
+from adchain_assets.plan.references import CHAINS, Slot, all_slots, upstream
 
-from .conftest import definitions_for
+from .helpers import definitions_for
 
 
 def contract_parents(key: str) -> set[str]:
@@ -54,7 +54,7 @@ def test_critical_path_of_n_scenes_is_n_plus_two_calls():
 
 
 def test_image_assets_carry_a_code_version_for_staleness(tmp_path):
-    from adchain_assets.chains import IMAGE_CODE_VERSION
+    from adchain_assets.defs.images import IMAGE_CODE_VERSION
 
     graph = definitions_for(tmp_path, max_scenes=2).resolve_asset_graph()
     for slot in all_slots(2):

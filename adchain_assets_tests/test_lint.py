@@ -4,11 +4,11 @@ from pathlib import Path
 
 import pytest
 
-from adchain_assets.brief import load_brief
-from adchain_assets.cli import main
-from adchain_assets.lint import MIN_DESCRIPTION_WORDS, lint_brief, lint_messages, missing_details
+from adchain_assets.brief.lint import MIN_DESCRIPTION_WORDS, lint_brief, lint_messages, missing_details
+from adchain_assets.brief.model import load_brief
+from adchain_assets.cli.main import main
 
-from .conftest import SAMPLE_BRIEFS
+from .helpers import SAMPLE_BRIEFS
 
 WOMAN = (
     "Woman, 32 years old, 5'6\", medium build, shoulder-length wavy chestnut brown hair, emerald green eyes, "

@@ -7,31 +7,15 @@ import pytest
 from dagster import AssetKey, DagsterEventType
 from PIL import Image, ImageOps
 
-from adchain_assets.chains import image_asset_keys, run_selection
-from adchain_assets.definitions import CAMPAIGN_JOB
-from adchain_assets.references import CHAINS, Slot, shown_references
-from adchain_assets.storage import sha256
+from adchain_assets.plan.references import CHAINS, Slot, shown_references
+from adchain_assets.store.files import sha256
 
-from .conftest import definitions_for
+from .helpers import run_campaign, run_selection
 
 PROVENANCE_FIELDS = {
     "campaign", "chain", "scene", "take", "backend", "model", "prompt", "references",
     "sha256", "width", "height", "cache_hit", "latency_s", "cost_usd", "created_at",
 }
-
-
-def run_campaign(data_dir: Path, instance, campaign: str, selection=None, run_config=None, **settings):
-    """One in-process run of the campaign job on ``campaign``; by default every image slot of the graph."""
-    defs = definitions_for(data_dir, **settings)
-    if not instance.has_dynamic_partition("campaigns", campaign):
-        instance.add_dynamic_partitions("campaigns", [campaign])
-    return defs.resolve_job_def(CAMPAIGN_JOB).execute_in_process(
-        partition_key=campaign,
-        instance=instance,
-        raise_on_error=False,
-        asset_selection=selection or image_asset_keys(settings.get("max_scenes", 8)),
-        run_config=run_config,
-    )
 
 
 def files_of(data_dir: Path, campaign: str, suffix: str) -> list[str]:

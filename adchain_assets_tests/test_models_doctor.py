@@ -15,14 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from adchain_assets import catalogue
-from adchain_assets.brief import load_brief
-from adchain_assets.doctor import doctor
-from adchain_assets.generators.base import GenerationError, ImageRequest
-from adchain_assets.generators.gemini import GeminiGenerator
-from adchain_assets.prompts import ComposedPrompt
-from adchain_assets.references import Slot
-from adchain_assets.settings import DEFAULT_IMAGE_MODEL, DEFAULT_VIDEO_MODEL, Settings
+from adchain_assets.brief.model import load_brief
+from adchain_assets.cli.doctor import doctor
+from adchain_assets.plan import catalogue
+from adchain_assets.plan.catalogue import DEFAULT_IMAGE_MODEL, DEFAULT_VIDEO_MODEL
+from adchain_assets.plan.prompts import ComposedPrompt
+from adchain_assets.plan.references import Slot
+from adchain_assets.providers.images.base import GenerationError, ImageRequest
+from adchain_assets.providers.images.gemini import GeminiGenerator
+from adchain_assets.settings import Settings
 from adchain_assets_tests.gemini_server import FakeGemini, error_reply
 from adchain_assets_tests.veo_server import FakeVeo
 
@@ -109,6 +110,7 @@ def test_doctor_fails_a_model_without_a_price_and_never_prints_the_key(tmp_path)
     assert not [line for line in lines if KEY in line]
 
 
+@pytest.mark.subprocess
 def test_the_adchain_command_exits_0_then_1(tmp_path, fake):
     env = dict(os.environ, **environment(tmp_path, fake))
     good = subprocess.run([sys.executable, "-m", "adchain_assets.cli", "doctor"], env=env, capture_output=True, text=True)
@@ -120,6 +122,7 @@ def test_the_adchain_command_exits_0_then_1(tmp_path, fake):
     assert "ADCHAIN_IMAGE_MODEL=gemini-3.1-flash-image" in bad.stdout
 
 
+@pytest.mark.subprocess
 def test_models_prints_the_catalogue_with_the_models_in_use(tmp_path):
     run = subprocess.run([sys.executable, "-m", "adchain_assets.cli", "models"], capture_output=True, text=True,
                          env=dict(os.environ, ADCHAIN_VIDEO_MODEL="veo-3.1-generate-001"))
@@ -183,6 +186,7 @@ def test_brief_values_the_models_cannot_make_are_bad_input_before_any_call(tmp_p
     assert not catalogue.problems_for(brief, DEFAULT_IMAGE_MODEL, None)  # the preview clips make any shape
 
 
+@pytest.mark.subprocess
 def test_validate_reports_them_with_exit_2_only_for_the_backends_in_use(tmp_path):
     path = brief_file(tmp_path, aspect="1:1")
     env = dict(os.environ, ADCHAIN_DATA_DIR=str(tmp_path))

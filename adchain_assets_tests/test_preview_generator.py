@@ -15,12 +15,12 @@ import pytest
 from PIL import Image, ImageFont
 from PIL._util import DeferredError
 
-from adchain_assets.brief import ASPECT_RATIOS
-from adchain_assets.generators import preview
-from adchain_assets.generators.base import ImageRequest, ReferenceImage
-from adchain_assets.generators.preview import PreviewGenerator, canvas_size, colour_of, palette_colours
-from adchain_assets.prompts import ComposedPrompt, SubjectLine
-from adchain_assets.references import Slot
+from adchain_assets.brief.model import ASPECT_RATIOS
+from adchain_assets.plan.prompts import ComposedPrompt, SubjectLine
+from adchain_assets.plan.references import Slot
+from adchain_assets.providers.images import preview
+from adchain_assets.providers.images.base import ImageRequest, ReferenceImage
+from adchain_assets.providers.images.preview import PreviewGenerator, canvas_size, colour_of, palette_colours
 
 MAGENTA = (255, 0, 255)
 CYAN = (0, 255, 255)
@@ -90,11 +90,12 @@ def test_same_request_gives_identical_bytes():
     assert PreviewGenerator().generate(req).png == PreviewGenerator().generate(req).png
 
 
+@pytest.mark.subprocess
 def test_bytes_do_not_depend_on_the_process_or_its_hash_seed():
     script = (
         "import hashlib, sys\n"
         "from adchain_assets_tests.test_preview_generator import request, make_prompt\n"
-        "from adchain_assets.generators.preview import PreviewGenerator\n"
+        "from adchain_assets.providers.images.preview import PreviewGenerator\n"
         "png = PreviewGenerator().generate(request(make_prompt(palette='gold, mystery colour, teal'))).png\n"
         "print(hashlib.sha256(png).hexdigest())\n"
     )

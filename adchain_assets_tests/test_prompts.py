@@ -2,11 +2,11 @@
 
 import pytest
 
-from adchain_assets.brief import load_brief
-from adchain_assets.prompts import compose_prompt
-from adchain_assets.references import CHAINS, Slot, shown_references
+from adchain_assets.brief.model import load_brief
+from adchain_assets.plan.prompts import compose_prompt
+from adchain_assets.plan.references import CHAINS, Slot, shown_references
 
-from .conftest import SAMPLE_BRIEFS
+from .helpers import SAMPLE_BRIEFS
 
 
 @pytest.fixture(params=["aurora-perfume", "muse-portrait"])

@@ -2,7 +2,7 @@
 
 import pytest
 
-from adchain_assets.references import Slot, all_slots, shown_references, upstream
+from adchain_assets.plan.references import Slot, all_slots, shown_references, upstream
 
 
 def keys(slots):

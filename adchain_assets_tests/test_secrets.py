@@ -1,9 +1,13 @@
+import pytest
+
 """The API key never leaves the process's environment: not in files, event logs, metadata, cache or errors."""
 
 from pathlib import Path
 
 from .gemini_server import FakeGemini, error_reply, no_image_reply
-from .test_cli import adchain
+from .helpers import adchain
+
+pytestmark = [pytest.mark.subprocess]
 
 KEY = "AIzaSy-FAKE-KEY-adchain-secrets-0123456789"
 

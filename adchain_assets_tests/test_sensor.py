@@ -1,69 +1,25 @@
 """brief_sensor: every tick brings each campaign in line with its brief, from what is stored (issue 9)."""
 
 import json
-import os
 
 import pytest
-from dagster import SensorResult, build_sensor_context
 
-from adchain_assets.definitions import CAMPAIGN_JOB
-from adchain_assets.snapshots import BRIEF_TAG
+from adchain_assets.defs.jobs import CAMPAIGN_JOB
+from adchain_assets.store.snapshots import BRIEF_TAG
 
-from .conftest import definitions_for
-from .test_materialize import run_campaign
-
-SIX = {"reference/scene_3", "reference/scene_4", "start/scene_3", "start/scene_4", "end/scene_3", "end/scene_4"}
-IMAGES = {f"{c}/scene_{k}" for c in ("reference", "start", "end") for k in range(1, 5)}
-CLIPS = {f"clip/scene_{k}" for k in range(1, 5)}
-EVERYTHING = IMAGES | CLIPS | {"storyboard", "ad", "report"}
-SENSOR_RESOURCES = ("briefs", "files", "image_model", "video_model")
-
-
-def tick(defs, instance) -> SensorResult:
-    sensor = defs.resolve_sensor_def("brief_sensor")
-    context = build_sensor_context(
-        instance=instance, definitions=defs, resources={name: defs.resources[name] for name in SENSOR_RESOURCES}
-    )
-    result = sensor(context)
-    # what the daemon does with a result: add the partitions it asks for
-    for request in result.dynamic_partitions_requests or []:
-        instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
-    return result
-
-
-def selected(result) -> dict[str, set[str]]:
-    """Every output each run request selects."""
-    return {
-        request.partition_key: {key.to_user_string() for key in request.asset_selection}
-        for request in result.run_requests or []
-    }
-
-
-def images_of(selection: set[str]) -> set[str]:
-    return {key for key in selection if key.split("/")[0] in ("reference", "start", "end")}
-
-
-def execute(defs, instance, request):
-    return defs.resolve_job_def(CAMPAIGN_JOB).execute_in_process(
-        partition_key=request.partition_key, asset_selection=request.asset_selection, instance=instance,
-        tags=request.tags, raise_on_error=False,
-    )
-
-
-def snapshot(data_dir, campaign):
-    root = data_dir / "campaigns" / campaign
-    return {
-        str(p.relative_to(root)): (p.read_bytes(), p.stat().st_mtime_ns)
-        for p in root.rglob("scene_*.png")
-    }
-
-
-def edit(path, old, new):
-    text = path.read_text()
-    assert old in text
-    path.write_text(text.replace(old, new))
-    stat = path.stat()  # a later mtime even on coarse clocks
-    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+from .helpers import (
+    EVERYTHING,
+    IMAGES,
+    SIX,
+    definitions_for,
+    edit,
+    execute,
+    images_of,
+    run_campaign,
+    selected,
+    snapshot,
+    tick,
+)
 
 
 @pytest.fixture

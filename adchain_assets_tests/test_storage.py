@@ -6,22 +6,22 @@ import pytest
 from dagster import AssetKey, build_input_context, build_output_context
 from upath import UPath
 
-from adchain_assets.references import Slot
-from adchain_assets.storage import (
+from adchain_assets.defs.io_manager import CampaignImageIOManager
+from adchain_assets.plan.references import Slot
+from adchain_assets.store.files import (
     CampaignFiles,
-    CampaignImageIOManager,
     ProvenanceMismatch,
-    StoredImage,
-    read_image,
+    StoredOutput,
+    read_output_file,
     sha256,
-    write_image,
+    write_output_file,
 )
 
 PNG = b"\x89PNG\r\n\x1a\n-not-really-decoded-here"
 
 
-def image(png: bytes = PNG) -> StoredImage:
-    return StoredImage(png=png, provenance={"campaign": "c1", "sha256": sha256(png)})
+def image(png: bytes = PNG) -> StoredOutput:
+    return StoredOutput(data=png, provenance={"campaign": "c1", "sha256": sha256(png)})
 
 
 def test_io_manager_round_trip_writes_the_campaign_first_layout(tmp_path):
@@ -40,32 +40,32 @@ def test_io_manager_round_trip_writes_the_campaign_first_layout(tmp_path):
 
 def test_a_non_local_base_path_needs_no_code_change():
     files = CampaignFiles(base_path="memory://adchain-test")
-    write_image(files.image_path("spring", Slot("end", 1)), image())
-    assert files.read_image("spring", Slot("end", 1)) == image()
-    assert files.read_image("spring", Slot("end", 2)) is None
+    write_output_file(files.image_path("spring", Slot("end", 1)), image())
+    assert files.read_output("spring", Slot("end", 1).key) == image()
+    assert files.read_output("spring", Slot("end", 2).key) is None
     assert UPath("memory://adchain-test/campaigns/spring/end/scene_1.json").exists()
 
 
 def test_provenance_must_describe_the_png_it_is_written_with(tmp_path):
-    wrong = StoredImage(png=PNG, provenance={"sha256": "0" * 64})
+    wrong = StoredOutput(data=PNG, provenance={"sha256": "0" * 64})
     with pytest.raises(ProvenanceMismatch):
-        write_image(UPath(tmp_path / "x.png"), wrong)
+        write_output_file(UPath(tmp_path / "x.png"), wrong)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_a_png_that_does_not_match_its_json_is_refused_on_read(tmp_path):
     path = UPath(tmp_path / "scene_1.png")
-    write_image(path, image())
+    write_output_file(path, image())
     path.write_bytes(PNG + b"changed")
     with pytest.raises(ProvenanceMismatch, match="does not match its provenance"):
-        read_image(path)
+        read_output_file(path)
 
 
 def test_overwrite_replaces_both_files_and_leaves_no_temporaries(tmp_path):
     path = UPath(tmp_path / "scene_1.png")
-    write_image(path, image())
-    write_image(path, image(PNG + b"2"))
-    assert read_image(path).png == PNG + b"2"
+    write_output_file(path, image())
+    write_output_file(path, image(PNG + b"2"))
+    assert read_output_file(path).data == PNG + b"2"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["scene_1.json", "scene_1.png"]
 
 
@@ -77,7 +77,7 @@ def test_read_provenances_tells_made_from_missing_and_torn_in_one_listing(tmp_pa
     files = CampaignFiles(base_path=base)
     for k in (1, 2, 3, 4):
         png = PNG + bytes([k])
-        write_image(files.image_path("c1", Slot("reference", k)), StoredImage(png, {"sha256": sha256(png), "bytes": len(png)}))
+        write_output_file(files.image_path("c1", Slot("reference", k)), StoredOutput(png, {"sha256": sha256(png), "bytes": len(png)}))
     files.image_path("c1", Slot("reference", 2)).write_bytes(PNG + b"longer than the JSON says")  # torn
     files.image_path("c1", Slot("reference", 3)).unlink()  # JSON committed, data never renamed
     files.image_path("c1", Slot("reference", 4)).with_suffix(".json").write_text("{not json")
@@ -86,7 +86,7 @@ def test_read_provenances_tells_made_from_missing_and_torn_in_one_listing(tmp_pa
     assert list(records) == names
     assert records["reference/scene_1"]["sha256"] == sha256(PNG + bytes([1]))
     assert [n for n, r in records.items() if r is None] == names[1:]
-    assert {n: files.read_provenance("c1", n) for n in names} == records  # one output: the same answer
+    assert {n: files.read_provenances("c1", [n])[n] for n in names} == records  # one output: the same answer
     assert files.read_provenances("no-such-campaign", names) == dict.fromkeys(names)
 
 
@@ -124,6 +124,7 @@ def s3_base(tmp_path, monkeypatch):
     server.wait(timeout=10)
 
 
+@pytest.mark.server
 def test_on_s3_an_output_written_by_another_process_after_a_listing_is_read(s3_base):
     """s3fs caches every folder a listing walks, and a read consults its folder's cached listing: a worker that
     listed a campaign must still read a clip another worker wrote afterwards (the ad step once found it "not
@@ -138,5 +139,5 @@ def test_on_s3_an_output_written_by_another_process_after_a_listing_is_read(s3_b
     record = {"campaign": "c1", "sha256": sha256(b"clip two"), "bytes": len(b"clip two")}
     root = base.removeprefix("s3://") + "/campaigns/c1/clip"
     other.pipe({f"{root}/scene_2.json": json.dumps(record).encode(), f"{root}/scene_2.mp4": b"clip two"})
-    assert files.read_output("c1", "clip/scene_2").png == b"clip two"
+    assert files.read_output("c1", "clip/scene_2").data == b"clip two"
     assert files.read_provenances("c1", ["clip/scene_2"])["clip/scene_2"]["sha256"] == record["sha256"]

@@ -5,13 +5,12 @@ import json
 
 import pytest
 
-from adchain_assets.catalogue import price, tokens_by_modality
-from adchain_assets.ledger import Ledger
-from adchain_assets.snapshots import BRIEF_TAG
+from adchain_assets.plan.catalogue import price, tokens_by_modality
+from adchain_assets.store.ledger import Ledger
+from adchain_assets.store.snapshots import BRIEF_TAG
 
-from .conftest import definitions_for
 from .gemini_server import FakeGemini, error_reply, no_image_reply
-from .test_sensor import EVERYTHING, IMAGES, edit, execute, selected, tick
+from .helpers import EVERYTHING, IMAGES, definitions_for, edit, execute, selected, tick
 
 CAMPAIGN = "aurora-perfume"
 SCENE_2 = "The woman holding the bottle up to the window light"
@@ -82,7 +81,7 @@ def test_a_failed_run_and_a_later_edit_are_made_up_in_one_tick(one_brief, instan
         return FakeGemini.default_reply(fake_gemini, request)
 
     fake_gemini.default_reply = answer
-    defs = definitions_for(one_brief, image_backend="gemini", step_retry_delay_s=0.0)
+    defs = definitions_for(one_brief, image_backend="gemini", step_retry_delay_s=0.0, quick_retries=True)
     [request] = tick(defs, instance).run_requests
     assert not execute(defs, instance, request).success  # the fault outlived the SDK's and the step's retries
     root = one_brief / "campaigns" / CAMPAIGN
@@ -113,7 +112,7 @@ def test_title_only_edit_remakes_storyboard_and_ad_with_no_model_call(one_brief,
     assert {k: provenance(one_brief, f"clip/scene_{k}.mp4")["created_at"] for k in range(1, 5)} == clips
 
 
-def test_a_duration_edit_remakes_that_clip_and_the_ad_only(one_brief, instance):
+def test_a_duration_edit_remakes_that_clip_the_ad_and_the_report_only(one_brief, instance):
     defs = definitions_for(one_brief)
     run_tick(defs, instance)
     path = one_brief / "briefs" / f"{CAMPAIGN}.yaml"
@@ -123,7 +122,7 @@ def test_a_duration_edit_remakes_that_clip_and_the_ad_only(one_brief, instance):
     scenes[2] = scenes[2].rstrip("\n") + "\n    duration_s: 6\n"
     path.write_text("  - subjects:".join(scenes))
     result = run_tick(defs, instance)
-    assert selected(result)[CAMPAIGN] == {"clip/scene_2", "ad"}
+    assert selected(result)[CAMPAIGN] == {"clip/scene_2", "ad", "report"}  # the report lists every clip
     assert provenance(one_brief, "clip/scene_2.mp4")["requested_duration_s"] == 6
 
 
@@ -184,12 +183,13 @@ def test_the_ledger_counts_every_billed_reply_and_a_refusal_is_held(one_brief, i
     assert len(fake_gemini.requests) == asked  # the refusal is not paid for again
 
 
+@pytest.mark.subprocess
 def test_two_campaigns_with_three_takes_never_exceed_the_pool_at_the_server(cli_env, data_dir):
     """Each candidate call holds the step's model-pool slot: two CLI runs at once, 3 takes per image, pool of 4."""
     import subprocess
     import time as clock
 
-    from .test_cli import ADCHAIN, PROJECT
+    from .helpers import ADCHAIN, PROJECT
 
     briefs = data_dir / "briefs"
     text = (briefs / "aurora-perfume.yaml").read_text().replace("reference_mode: chain", "reference_mode: chain\ntakes_per_image: 3")
@@ -223,15 +223,16 @@ def test_a_yml_brief_is_accepted_like_a_yaml_one(one_brief, instance):
 def test_a_large_user_photo_is_sent_downscaled_and_stored_exact(data_dir, instance, fake_gemini):
     from PIL import Image
 
-    from .test_materialize import run_campaign
+    from .helpers import run_campaign
 
     photo = data_dir / "briefs" / "refs" / "big.png"
     Image.new("RGB", (4000, 3000), (200, 120, 90)).save(photo)
     path = data_dir / "briefs" / "muse-portrait.yaml"
     text = path.read_text()
     path.write_text(text.replace("reference_image: refs/muse-portrait.jpg", "reference_image: refs/big.png"))
-    from adchain_assets.chains import run_selection
-    from adchain_assets.references import Slot
+    from adchain_assets.plan.references import Slot
+
+    from .helpers import run_selection
 
     result = run_campaign(data_dir, instance, "muse-portrait", image_backend="gemini",
                           selection=run_selection([Slot("reference", 1), Slot("reference", 2)])[:2])

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from adchain_assets.chains import GROUPS
-from adchain_assets.references import CHAINS, Slot
+from adchain_assets.defs.images import GROUPS
+from adchain_assets.plan.references import CHAINS, Slot
 
 from .dagster_ui import (
     ADD_PARTITION,
@@ -31,13 +31,16 @@ from .dagster_ui import (
     RUN_STATUS,
     SELECTOR,
     SENSOR,
+    START_SENSOR,
     STOP_SENSOR,
     UNFINISHED_RUNS,
     free_port,
     graphql,
     runs,
 )
-from .conftest import PROJECT, SAMPLE_BRIEFS
+from .helpers import PROJECT, SAMPLE_BRIEFS
+
+pytestmark = [pytest.mark.browser, pytest.mark.server]
 
 CAMPAIGN = "muse-portrait"  # 3 scenes, reference_mode: anchored, scene 1 is the user's photo
 SCENES = 3
@@ -192,6 +195,12 @@ def stop_sensor_after_a_tick(url: str, name: str) -> bool:
     return True
 
 
+def start_sensor(url: str, name: str) -> None:
+    """Switches sensor ``name`` on, as its toggle in the UI does."""
+    started = graphql(url, START_SENSOR, {"selector": {**SELECTOR, "sensorName": name}})["startSensor"]
+    assert started.get("sensorState", {}).get("status") == "RUNNING", started
+
+
 def unfinished_runs(url: str) -> list[dict]:
     return graphql(url, UNFINISHED_RUNS, {"statuses": UNFINISHED_RUN_STATUSES})["runsOrError"]["results"]
 
@@ -205,10 +214,10 @@ def run_finished(url: str, run_id: str):
 def ui(browser_context, tmp_path_factory):
     """`dagster dev` on loopback, CAMPAIGN's images materialized by one run launched as the UI launches it.
 
-    The data folder's briefs/ starts empty and both sensors (on by default) are switched off, as their toggles
-    in the UI do, once they have ticked; only then is CAMPAIGN's brief dropped in. So the one run is the test's
-    own, of exactly the nine images (with whatever asset checks they carry), and nothing changes while the
-    browser looks. What the sensors do is test_sensor's, test_automation's and the follow-up tests' business.
+    The data folder's briefs/ starts empty and the sensor (on by default) is switched off, as its toggle in the UI
+    does, once it has ticked; only then is CAMPAIGN's brief dropped in. So the one run is the test's own, of
+    exactly the nine images (with whatever asset checks they carry), and nothing changes while the browser
+    looks. What the sensor does is test_sensor's, test_follow_up's and the follow-up tests below' business.
     """
     root = tmp_path_factory.mktemp("ui")
     data_dir = root / "data"
@@ -217,8 +226,7 @@ def ui(browser_context, tmp_path_factory):
         "ADCHAIN_MAX_SCENES": str(SCENES),  # as many slots as the campaign has scenes: a graph that fits
     }
     with dagster_dev(root, env) as (url, log_path):
-        for sensor in ("brief_sensor", "follow_sensor"):
-            wait_until(lambda: stop_sensor_after_a_tick(url, sensor), 120, f"{sensor}'s first tick")
+        wait_until(lambda: stop_sensor_after_a_tick(url, "brief_sensor"), 120, "brief_sensor's first tick")
         wait_until(lambda: not unfinished_runs(url), RUN_TIMEOUT_S, "runs started before the sensors were stopped finishing")
         shutil.copy(SAMPLE_BRIEFS / f"{CAMPAIGN}.yaml", data_dir / "briefs")
         shutil.copytree(SAMPLE_BRIEFS / "refs", data_dir / "briefs" / "refs")
@@ -374,30 +382,30 @@ IMAGES = ("reference", "start", "end")
 
 
 class Follow:
-    """A running `dagster dev` with both sensors on (their default), images from the local Gemini server."""
+    """A running `dagster dev` with its sensor on (the default), images from the local Gemini server."""
 
     def __init__(self, url, data_dir, log_path, gemini):
-        from adchain_assets.resources import CampaignBriefs, ImageModel, VideoModel
-        from adchain_assets.settings import Settings
-        from adchain_assets.storage import CampaignFiles
+        from adchain_assets.defs.resources import CampaignBriefs, ImageModel, Storage, VideoModel
+        from adchain_assets.plan.catalogue import DEFAULT_IMAGE_MODEL
 
         self.url, self.data_dir, self.log_path, self.gemini = url, data_dir, log_path, gemini
         self.briefs = CampaignBriefs(data_dir=str(data_dir), max_scenes=FOLLOW_SLOTS)
-        self.files = CampaignFiles(base_path=str(data_dir))
-        self.models = ImageModel(backend="gemini", model=Settings().image_model), VideoModel()
+        self.storage = Storage(url=str(data_dir))
+        self.files = self.storage.files
+        self.models = ImageModel(backend="gemini", model=DEFAULT_IMAGE_MODEL), VideoModel()
 
     def plan(self, campaign):
-        from adchain_assets.plan import plan_with
+        from adchain_assets.defs.resources import current_plan
 
-        return plan_with(self.briefs.load(campaign), self.files, *self.models)
+        return current_plan(self.briefs.load(campaign), self.storage, *self.models)
 
     def provenance(self, campaign) -> dict:
-        from adchain_assets.outputs import output_names
+        from adchain_assets.plan.requests import output_names
 
-        return {name: self.files.read_provenance(campaign, name) for name in output_names(3)}
+        return self.files.read_provenances(campaign, output_names(3))
 
     def calls(self, campaign):
-        from adchain_assets.ledger import Ledger
+        from adchain_assets.store.ledger import Ledger
 
         return Ledger(str(self.data_dir)).calls(campaign)
 
@@ -413,11 +421,11 @@ class Follow:
 
 @pytest.fixture(scope="module")
 def follow_ui(browser_context, tmp_path_factory):
-    """`dagster dev` as `make ui` starts it (brief_sensor and follow_sensor on), ADCHAIN_MAX_SCENES=8, images
+    """`dagster dev` as `make ui` starts it (brief_sensor on), ADCHAIN_MAX_SCENES=8, images
     from the local Gemini server (a new picture per call, as a real model), clips from the preview backend.
     CAMPAIGN's brief is dropped into briefs/ as a user would, and brief_sensor makes the whole campaign."""
     from .gemini_server import FakeGemini
-    from .test_regenerate import sampling_like_a_real_model
+    from .helpers import sampling_like_a_real_model
 
     root = tmp_path_factory.mktemp("ui-follow")
     with FakeGemini(api_key=FAKE_KEY) as gemini:
@@ -456,8 +464,8 @@ def made_at(record: dict) -> float:
 
 
 def test_a_new_take_from_the_asset_page_brings_its_downstream_up_to_date(follow_ui, page, record_property):
-    """README, "A new take of one image", click by click; then, with no further action, follow_sensor remakes
-    exactly what the plan calls out of date, in one run, and brief_sensor launches nothing."""
+    """docs/ui.md, "A new take of one image", click by click; then, with no further action, brief_sensor remakes
+    exactly what the plan calls out of date, in one run, and nothing else."""
     from playwright.sync_api import expect
 
     url = follow_ui.url
@@ -506,14 +514,14 @@ def test_a_new_take_from_the_asset_page_brings_its_downstream_up_to_date(follow_
     for run in new_runs:
         by.setdefault(run["tags"].get("dagster/sensor_name", "ui"), []).append(run)
     assert all(r["status"] == "SUCCESS" for r in new_runs), new_runs
-    assert sorted(by) == ["follow_sensor", "ui"], new_runs  # brief_sensor launched nothing
-    (ui_run,), (follow_run,) = by["ui"], by["follow_sensor"]
+    assert sorted(by) == ["brief_sensor", "ui"], new_runs
+    (ui_run,), (follow_run,) = by["ui"], by["brief_sensor"]
     assert ui_run["assets"] == ["reference/scene_2"]
 
     changed = sorted(name for name in after if after[name]["request_sha256"] != before[name]["request_sha256"])
     remade = sorted(name for name in after if after[name]["created_at"] != before[name]["created_at"]
                     or after[name]["sha256"] != before[name]["sha256"])
-    # the launchpad's run made the new take; follow_sensor's run made exactly the rest of what changed, once
+    # the launchpad's run made the new take; brief_sensor's run made exactly the rest of what changed, once
     assert follow_run["assets"] == sorted(set(changed) - {"reference/scene_2"})
     assert remade == changed
     assert {"reference/scene_3", "start/scene_2", "storyboard", "ad", "report"} <= set(changed)
@@ -539,7 +547,7 @@ def test_a_new_take_from_the_asset_page_brings_its_downstream_up_to_date(follow_
     (ARTIFACTS / "ui-new-take.json").write_text(json.dumps(numbers, indent=2) + "\n")
     record_property("new_take", json.dumps(numbers))
 
-    # What the user sees afterwards: scene 3 made from the new take, the storyboard remade by follow_sensor's run.
+    # What the user sees afterwards: scene 3 made from the new take, the storyboard remade by the sensor's run.
     query = urllib.parse.urlencode({"view": "partitions", "partition": CAMPAIGN})
     page.goto(f"{url}/assets/reference/scene_3?{query}")
     expect(metadata_row(page, "references")).to_contain_text(new_scene_2)
@@ -550,12 +558,13 @@ def test_a_new_take_from_the_asset_page_brings_its_downstream_up_to_date(follow_
 
 
 def test_materialize_all_on_a_fresh_partition_makes_everything_the_brief_has(follow_ui, page, record_property):
-    """README, "Materialize all": 9 images, 3 clips, the storyboard, the ad and the report of a 3-scene brief
-    with 8 slots; the slots beyond the brief make nothing."""
+    """docs/ui.md, "Materialize all": 9 images, 3 clips, the storyboard, the ad and the report of a 3-scene brief
+    with 8 slots; the slots beyond the brief make nothing; brief_sensor makes the review outputs Dagster skipped."""
     from playwright.sync_api import expect
 
     url = follow_ui.url
-    # A user working from the UI alone: brief_sensor off (its toggle), so the new brief is not run by it.
+    # The new brief must be run by the user's click, not picked up by brief_sensor first: the sensor is off (its
+    # toggle) while the brief is dropped in and the run launched, and on again once the run is under way.
     wait_until(lambda: stop_sensor_after_a_tick(url, "brief_sensor"), 120, "brief_sensor stopped")
     wait_until(lambda: not unfinished_runs(url), FOLLOW_TIMEOUT_S, "runs finishing")
     shutil.copy(SAMPLE_BRIEFS / f"{CAMPAIGN}.yaml", follow_ui.data_dir / "briefs" / f"{FRESH}.yaml")
@@ -588,6 +597,7 @@ def test_materialize_all_on_a_fresh_partition_makes_everything_the_brief_has(fol
     shot(page, "ui-materialize-all-2-launched")
 
     wait_until(lambda: [r for r in runs(url) if r["runId"] not in runs_before], 120, "the run Materialize all starts")
+    start_sensor(url, "brief_sensor")
     wait_until(lambda: follow_ui.settled(FRESH), FOLLOW_TIMEOUT_S,
                lambda: f"{FRESH} made\n{follow_ui.log_tail()}", interval_s=2)
     folder = follow_ui.data_dir / "campaigns" / FRESH
@@ -601,10 +611,10 @@ def test_materialize_all_on_a_fresh_partition_makes_everything_the_brief_has(fol
 
     new_runs = [r for r in runs(url) if r["runId"] not in runs_before]
     assert all(r["status"] == "SUCCESS" for r in new_runs), new_runs
-    followed = [r for r in new_runs if r["tags"].get("dagster/sensor_name") == "follow_sensor"]
+    followed = [r for r in new_runs if r["tags"].get("dagster/sensor_name") == "brief_sensor"]
     launched = [r for r in new_runs if r not in followed]
     assert len(launched) == 1 and len(launched[0]["assets"]) == 3 * FOLLOW_SLOTS + FOLLOW_SLOTS + 3, launched
-    # the review outputs depend on every slot; Dagster skipped them in the launched run, follow_sensor made them
+    # the review outputs depend on every slot; Dagster skipped them in the launched run, brief_sensor made them
     assert [r["assets"] for r in followed] == [["ad", "report", "storyboard"]], followed
     last_output = max(made_at(record) for record in after.values())
     numbers = {

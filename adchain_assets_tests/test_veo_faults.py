@@ -21,10 +21,11 @@ import pytest
 from google.oauth2.credentials import Credentials
 from PIL import Image
 
-from adchain_assets.cache import GenerationCache
-from adchain_assets.ledger import CallMeter, Ledger
-from adchain_assets.video.base import OperationSlot, VideoGenerationError, VideoRequest, probe
-from adchain_assets.video.veo import VeoVideoGenerator
+from adchain_assets.media.mp4 import probe
+from adchain_assets.providers.video.base import VideoGenerationError, VideoRequest
+from adchain_assets.providers.video.veo import VeoVideoGenerator
+from adchain_assets.store.cache import GenerationCache, OperationSlot
+from adchain_assets.store.ledger import CallMeter, Ledger
 from adchain_assets_tests.gemini_server import Reply, error_reply
 from adchain_assets_tests.veo_server import Fail, FakeVeo, Filter, Finish
 
@@ -152,6 +153,7 @@ def test_a_poll_deadline_is_retryable_and_a_rerun_resumes_the_operation(fake, sl
     assert probe(video.mp4).frame_count == 96
 
 
+@pytest.mark.fault
 def test_a_killed_worker_is_resumed_by_the_next_one_with_no_second_start(fake, tmp_path):
     """A real process is SIGKILLed while it polls; a fresh generator (another worker) finishes the clip."""
     cache_root = tmp_path / "cache"
@@ -161,8 +163,9 @@ def test_a_killed_worker_is_resumed_by_the_next_one_with_no_second_start(fake, t
     frames.write_text(json.dumps({"start": asked.start_png.hex(), "end": asked.end_png.hex()}))
     script = textwrap.dedent(f"""
         import json
-        from adchain_assets.video.base import OperationSlot, VideoRequest
-        from adchain_assets.video.veo import VeoVideoGenerator
+        from adchain_assets.providers.video.base import VideoRequest
+        from adchain_assets.store.cache import OperationSlot
+        from adchain_assets.providers.video.veo import VeoVideoGenerator
         frames = json.load(open({str(frames)!r}))
         request = VideoRequest(prompt={asked.prompt!r}, start_png=bytes.fromhex(frames["start"]),
                                end_png=bytes.fromhex(frames["end"]), aspect_ratio="16:9", duration_s=4.0)
@@ -263,7 +266,7 @@ def test_the_key_is_not_sent_to_another_host_on_a_redirect(fake, slot):
     with FakeVeo() as elsewhere:
         clip = request()
         # The fake's own clip, served from another origin through a redirect from the download URL.
-        from adchain_assets.video.preview import PreviewVideoGenerator
+        from adchain_assets.providers.video.preview import PreviewVideoGenerator
 
         elsewhere.files["blob1"] = PreviewVideoGenerator().generate(clip).mp4
         fake.fail_downloads(Reply(302, b"", {"Location": f"{elsewhere.base_url}/media/blob1.mp4"}))

@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageOps
 
-from adchain_assets.brief import ASPECT_RATIOS
-from adchain_assets.video.ad import ascii_text, assemble_ad, title_card
-from adchain_assets.video.base import VideoRequest, probe, read_frames
-from adchain_assets.video.preview import PreviewVideoGenerator, frame_size
+from adchain_assets.brief.model import ASPECT_RATIOS
+from adchain_assets.media.ad import assemble_ad, title_card
+from adchain_assets.media.mp4 import probe, read_frames
+from adchain_assets.media.text import ascii_text
+from adchain_assets.providers.video.base import VideoRequest
+from adchain_assets.providers.video.preview import PreviewVideoGenerator, frame_size
 
 CLOSE = 8.0  # mean absolute difference per channel value (of 255) that still counts as "the same picture"
 

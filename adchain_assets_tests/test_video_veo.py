@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from adchain_assets.video.base import VideoGenerationError, VideoRequest, probe, read_frames
-from adchain_assets.catalogue import price
-from adchain_assets.settings import DEFAULT_VIDEO_MODEL
-from adchain_assets.video.veo import VeoVideoGenerator, veo_seconds
+from adchain_assets.media.mp4 import probe, read_frames
+from adchain_assets.plan.catalogue import DEFAULT_VIDEO_MODEL, price
+from adchain_assets.providers.video.base import VideoGenerationError, VideoRequest
+from adchain_assets.providers.video.veo import VeoVideoGenerator, veo_seconds
 from adchain_assets_tests.gemini_server import error_reply
 from adchain_assets_tests.veo_server import Fail, FakeVeo, Filter, Finish, Never
 

@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from adchain_assets.chains import run_selection
-from adchain_assets.references import CHAINS, Slot
+from adchain_assets.plan.references import CHAINS, Slot
 
-from .conftest import PROJECT
 from .dagster_ui import ADD_PARTITION, LAUNCH_RUN, RUN_STATUS, free_port, graphql
+from .helpers import PROJECT, run_selection
+
+pytestmark = [pytest.mark.server]
 
 @pytest.fixture
 def webserver(tmp_path, data_dir):

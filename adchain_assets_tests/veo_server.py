@@ -1,6 +1,6 @@
 """A real local HTTP server that speaks Veo's two protocols — the Gemini API's and Vertex AI's — and ``models.get``.
 
-Tests (and manual runs) point :class:`~adchain_assets.video.veo.VeoVideoGenerator` (its own REST client on the
+Tests (and manual runs) point :class:`~adchain_assets.providers.video.veo.VeoVideoGenerator` (its own REST client on the
 ``gemini`` route, the real google-genai SDK on the ``vertex`` route) and the SDK's ``models.get`` (``adchain
 doctor``) at it through ``base_url``. The Gemini API:
 
@@ -50,8 +50,8 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from typing import Any, Union
 
-from adchain_assets.video.base import VideoRequest
-from adchain_assets.video.preview import PreviewVideoGenerator
+from adchain_assets.providers.video.base import VideoRequest
+from adchain_assets.providers.video.preview import PreviewVideoGenerator
 
 from .gemini_server import LoopbackServer, Reply, b64decode, error_reply
 

@@ -31,6 +31,7 @@ PROJECT = BENCH_DIR.parent
 sys.path[:0] = [str(BENCH_DIR), str(PROJECT)]
 
 import throughput  # noqa: E402  (the server, span and in-flight measures are shared)
+
 from adchain_assets_tests.stack.conftest import GEMINI_KEY, read_env_file, write_brief  # noqa: E402
 
 

@@ -56,9 +56,9 @@ python_logs:
 # by DagsterInstance.from_ref in every step process).
 PRELOAD_PLUS = [
     "adchain_assets.definitions",
-    "adchain_assets.generators.gemini",
+    "adchain_assets.providers.images.gemini",
     "google.genai",
-    "adchain_assets.consistency",  # the image steps' consistency checks (numpy, OpenCV, dlib); skipped if absent
+    "adchain_assets.vision.consistency",  # the image steps' consistency checks (numpy, OpenCV, dlib); skipped if absent
     "numpy",
     "cv2",
     "dlib",
@@ -146,7 +146,8 @@ def _bench_definitions():
         sensor,
     )
 
-    from adchain_assets.definitions import CAMPAIGN_JOB, defs
+    from adchain_assets.definitions import defs
+    from adchain_assets.defs.jobs import CAMPAIGN_JOB
 
     # the set-up's executor, or (set-up `project`) the project's own
     executor = multiprocess_executor.configured(json.loads(os.environ[EXECUTOR_ENV])) if os.environ.get(EXECUTOR_ENV) else defs.executor
@@ -181,7 +182,7 @@ bench_location = _definitions_entry_point(_location) if _definitions_entry_point
 
 @functools.cache
 def _bench_job():
-    from adchain_assets.definitions import CAMPAIGN_JOB
+    from adchain_assets.defs.jobs import CAMPAIGN_JOB
 
     return _bench_definitions().resolve_job_def(CAMPAIGN_JOB)
 
@@ -193,7 +194,7 @@ def bench_campaign_job():
 
 def _stub_scoring() -> None:
     """Diagnostic only: image steps skip the consistency scoring (so that orchestration can be told apart)."""
-    import adchain_assets.chains as chains
+    import adchain_assets.defs.images as chains
 
     if hasattr(chains, "score_image"):
         chains.score_image = lambda *args, **kwargs: []
@@ -203,7 +204,7 @@ def _warm() -> None:
     """What a forkserver preloading this module does once, so that no step process does it again."""
     _bench_job()
     try:  # the face models of the consistency checks, when the package has them
-        from adchain_assets import consistency
+        from adchain_assets.vision import consistency
 
         getattr(consistency, "_get_models", lambda: None)()
     except Exception:  # noqa: BLE001 - optional: a package without the checks, or without dlib
@@ -285,7 +286,7 @@ def brief_yaml(campaign: str, scenes: int) -> str:
 
 
 def _slots(scenes: int):
-    from adchain_assets.references import CHAINS, Slot
+    from adchain_assets.plan.references import CHAINS, Slot
 
     return [Slot(chain, k) for k in range(1, scenes + 1) for chain in CHAINS]
 
@@ -321,8 +322,8 @@ def _run_campaign(campaign: str, scenes: int, use_project_job: bool) -> dict:
     """One run of the campaign job on the campaign's partition, as `adchain materialize` starts it."""
     from dagster import DagsterInstance, execute_job, reconstructable
 
-    from adchain_assets.chains import campaigns
-    from adchain_assets.cli import QUIET, campaign_job
+    from adchain_assets.cli.runs import QUIET, campaign_job
+    from adchain_assets.defs.partitions import campaigns
 
     instance = DagsterInstance.get()
     if not instance.has_dynamic_partition(campaigns.name, campaign):
@@ -354,11 +355,11 @@ def _run_campaign(campaign: str, scenes: int, use_project_job: bool) -> dict:
 
 def _serial_loop(campaign: str, scenes: int, out_dir: str) -> dict:
     """The seed's way: 3n calls one after another through the generator, each shown the previous image."""
-    from adchain_assets.generators.base import ImageRequest, ReferenceImage
-    from adchain_assets.generators.gemini import GeminiGenerator
-    from adchain_assets.prompts import compose_prompt
-    from adchain_assets.references import CHAINS, Slot, shown_references
-    from adchain_assets.resources import CampaignBriefs
+    from adchain_assets.defs.resources import CampaignBriefs
+    from adchain_assets.plan.prompts import compose_prompt
+    from adchain_assets.plan.references import CHAINS, Slot, shown_references
+    from adchain_assets.providers.images.base import ImageRequest, ReferenceImage
+    from adchain_assets.providers.images.gemini import GeminiGenerator
     from adchain_assets.settings import Settings
 
     settings = Settings.from_env()
@@ -385,10 +386,11 @@ def _in_process(campaigns: list, scenes: int) -> dict:
     """execute_in_process (in-process executor) on the instance in DAGSTER_HOME, one run per campaign."""
     from dagster import DagsterInstance
 
-    from adchain_assets.chains import campaigns as partitions_def
-    from adchain_assets.definitions import CAMPAIGN_JOB, defs
+    from adchain_assets.definitions import defs
+    from adchain_assets.defs.jobs import CAMPAIGN_JOB
+    from adchain_assets.defs.partitions import campaigns as partitions_def
     from adchain_assets.settings import Settings
-    from adchain_assets.storage import CampaignFiles
+    from adchain_assets.store.files import CampaignFiles
 
     instance = DagsterInstance.get()
     job = defs.resolve_job_def(CAMPAIGN_JOB)
@@ -745,7 +747,7 @@ def step_breakdown(events: list, calls: list[Call]) -> dict:
 
 def critical_gaps(events: list) -> list[float]:
     """For each image step: its STEP_WORKER_STARTING minus the latest STEP_SUCCESS of its parents."""
-    from adchain_assets.references import Slot, upstream
+    from adchain_assets.plan.references import Slot, upstream
 
     success, starting = {}, {}
     for timestamp, kind, step in events:

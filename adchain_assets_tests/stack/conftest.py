@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from adchain_assets_tests.conftest import PROJECT, SAMPLE_BRIEFS
 from adchain_assets_tests.gemini_server import FakeGemini
+from adchain_assets_tests.helpers import PROJECT, SAMPLE_BRIEFS
 
 GEMINI_PORT = int(os.environ.get("STACK_GEMINI_PORT", "55100"))
 GEMINI_KEY = "stack-test-key-not-secret"

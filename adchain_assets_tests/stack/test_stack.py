@@ -19,6 +19,8 @@ from adchain_assets.settings import Settings
 
 from .conftest import reset, unique_prefix, wait_until, write_brief
 
+pytestmark = [pytest.mark.stack]
+
 CAMPAIGNS_AT_ONCE = 8
 SCENES = 2
 IMAGES_PER_CAMPAIGN = 3 * SCENES

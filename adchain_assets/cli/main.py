@@ -1,0 +1,342 @@
+"""``adchain``: validate briefs, materialize campaigns and read their status from the command line.
+
+Runs go into the Dagster instance in ``DAGSTER_HOME`` (``.dagster_home/`` in the current folder when unset), so
+whatever the CLI does shows up in the UI (:mod:`adchain_assets.cli.runs`). What a command runs is the campaign's
+plan, computed from what is stored, as the sensor computes it. Exit codes: 0 done, 1 a generation or run
+failed, 2 bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional, Sequence
+
+from adchain_assets.cli import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
+
+if TYPE_CHECKING:  # the commands import what they use when they run, so `adchain --help` stays fast
+    from adchain_assets.brief.model import LoadedBrief
+    from adchain_assets.plan.plan import Plan
+    from adchain_assets.settings import Settings
+
+
+def _use_default_dagster_home() -> None:
+    from adchain_assets.cli.runs import create_instance_alone
+
+    if not os.environ.get("DAGSTER_HOME"):
+        os.environ["DAGSTER_HOME"] = str(Path.cwd() / ".dagster_home")
+    Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+    create_instance_alone(Path(os.environ["DAGSTER_HOME"]))
+
+
+@dataclass
+class Campaign:
+    """A campaign as a command sees it: the settings, the resources, the brief as it is now and its plan."""
+
+    settings: "Settings"
+    resources: dict
+    loaded: "LoadedBrief"
+    plan: "Plan"
+
+
+def open_campaign(campaign: str) -> Campaign:
+    """The campaign's brief (checked against the configured models) and its plan; ``BriefError`` if unusable."""
+    from adchain_assets.brief.model import BriefError, BriefProblem, campaign_id_problem
+    from adchain_assets.defs.resources import build_resources, current_plan, model_problems
+    from adchain_assets.settings import Settings
+
+    problem = campaign_id_problem(campaign)
+    if problem:
+        raise BriefError([BriefProblem(campaign, "", problem)])
+    settings = Settings.from_env()
+    resources = build_resources(settings)
+    loaded = resources["briefs"].load(campaign)
+    problems = model_problems(loaded, resources["image_model"], resources["video_model"])
+    if problems:  # what the configured models cannot make: bad input, before any call
+        raise BriefError(problems)
+    plan = current_plan(loaded, resources["storage"], resources["image_model"], resources["video_model"])
+    return Campaign(settings, resources, loaded, plan)
+
+
+def run_plan(opened: Campaign, *, out=sys.stdout) -> int:
+    """Make whatever the campaign's plan says is missing or out of date (registering its partition)."""
+    import dagster as dg
+
+    from adchain_assets.cli.runs import execute_campaign, register
+    from adchain_assets.defs.jobs import asset_keys
+
+    campaign, plan = opened.loaded.campaign, opened.plan
+    for name, reason in plan.held:
+        print(f"{campaign}: {name} held ({reason}); change its text or ask for a new take", file=sys.stderr)
+    if not plan.outdated:
+        register(dg.DagsterInstance.get(), campaign)  # a partition even when nothing is left to make
+        print(f"{campaign}: up to date, nothing to make", file=out)
+        return EXIT_FAILED if plan.held else EXIT_OK
+    sha = opened.resources["briefs"].pin(opened.loaded)
+    code = execute_campaign(opened.settings, campaign, asset_keys(plan.outputs), brief_sha256=sha, out=out)
+    return EXIT_FAILED if plan.held and code == EXIT_OK else code
+
+
+def run_campaign(campaign: str, *, out=sys.stdout) -> int:
+    """Register ``campaign`` as a partition and make whatever its plan says is missing or out of date."""
+    from adchain_assets.brief.model import BriefError
+
+    try:
+        opened = open_campaign(campaign)
+    except BriefError as error:
+        print(error, file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return run_plan(opened, out=out)
+
+
+def cmd_validate(args) -> int:
+    from adchain_assets.brief.lint import lint_messages
+    from adchain_assets.brief.model import BriefError, load_brief
+    from adchain_assets.plan.catalogue import problems_for
+    from adchain_assets.settings import Settings
+
+    settings = Settings.from_env()
+    status = EXIT_OK
+    for path in args.briefs:
+        try:
+            loaded = load_brief(Path(path), max_scenes=settings.max_scenes)
+            problems = problems_for(loaded.brief, *settings.models_in_use(), file=str(path))
+            if problems:  # what the configured models cannot make, before any call
+                raise BriefError(problems)
+        except BriefError as error:
+            print(error, file=sys.stderr)
+            status = EXIT_BAD_INPUT
+            continue
+        warnings = lint_messages(loaded)
+        if args.strict and warnings:  # the lint's warnings are errors: the same lines, and exit 2
+            print("\n".join(warnings), file=sys.stderr)
+            status = EXIT_BAD_INPUT
+            continue
+        print(f"{path}: ok ({len(loaded.brief.scenes)} scenes, campaign {loaded.campaign})")
+        for line in warnings:  # on stdout: stderr is for what makes the exit status 2
+            print(f"warning: {line}")
+    return status
+
+
+def cmd_doctor(args) -> int:
+    from adchain_assets.cli.doctor import doctor
+
+    return doctor()
+
+
+def cmd_models(args) -> int:
+    from adchain_assets.cli.doctor import models
+
+    return models()
+
+
+def cmd_materialize(args) -> int:
+    return run_campaign(args.campaign)
+
+
+def cmd_regenerate(args) -> int:
+    """A new take of one image, then whatever the plan calls out of date below it."""
+    from adchain_assets.brief.model import BriefError
+    from adchain_assets.cli.runs import execute_campaign
+    from adchain_assets.defs.images import USER_IMAGE_IS_FIXED, new_take_config
+    from adchain_assets.defs.jobs import asset_keys
+    from adchain_assets.plan.references import Slot
+
+    try:
+        opened = open_campaign(args.campaign)
+    except BriefError as error:
+        print(error, file=sys.stderr)
+        return EXIT_BAD_INPUT
+    scene_count = len(opened.loaded.brief.scenes)
+    if not 1 <= args.scene <= scene_count:
+        print(f"{args.campaign}: --scene {args.scene}: the brief has scenes 1 to {scene_count}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    slot = Slot(args.chain, args.scene)
+    if slot == Slot("reference", 1) and opened.loaded.brief.reference_image:
+        print(f"{args.campaign}: {slot} {USER_IMAGE_IS_FIXED}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    sha = opened.resources["briefs"].pin(opened.loaded)
+    code = execute_campaign(opened.settings, args.campaign, asset_keys([slot.key]), brief_sha256=sha,
+                            run_config=new_take_config(slot))
+    if code != EXIT_OK:
+        return code
+    return run_campaign(args.campaign)  # what follows the new take, exactly as the plan now says
+
+
+def cmd_demo(args) -> int:
+    """Every brief in ``<data>/briefs``, with the offline preview backends whatever is exported."""
+    from adchain_assets.settings import Settings
+
+    os.environ["ADCHAIN_IMAGE_BACKEND"] = "preview"  # the run's step processes read the environment too
+    os.environ["ADCHAIN_VIDEO_BACKEND"] = "preview"
+    folder = Settings.from_env().briefs_dir
+    briefs = sorted(p for p in folder.glob("*.y*ml") if p.suffix in (".yaml", ".yml"))
+    if not briefs:
+        print(f"no briefs found under {folder}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    started = time.perf_counter()
+    codes = [run_campaign(path.stem) for path in briefs]
+    print(f"demo: {len(briefs)} campaigns in {time.perf_counter() - started:.1f}s")
+    return max(codes)
+
+
+def cmd_plan(args) -> int:
+    """What is out of date with the brief, and why; held requests apart."""
+    from adchain_assets.brief.model import BriefError
+
+    try:
+        plan = open_campaign(args.campaign).plan
+    except BriefError as error:
+        print(error, file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if args.json:
+        print(json.dumps(plan.to_json(), indent=2))
+        return EXIT_OK
+    print(f"{plan.campaign} (brief {plan.brief_sha256[:12]}): {len(plan.outdated)} out of date, {len(plan.held)} held")
+    for name, reason in plan.outdated:
+        print(f"  {name:<20} {reason}")
+    for name, reason in plan.held:
+        print(f"  {name:<20} held: {reason}")
+    return EXIT_OK
+
+
+def cmd_status(args) -> int:
+    import dagster as dg
+
+    from adchain_assets.brief.model import BriefError, campaign_id_problem
+    from adchain_assets.cli.runs import failure_line
+    from adchain_assets.plan.requests import output_names
+    from adchain_assets.settings import Settings
+    from adchain_assets.store.files import CampaignFiles
+    from adchain_assets.store.ledger import Ledger
+
+    campaign = args.campaign
+    problem = campaign_id_problem(campaign)
+    if problem:
+        print(problem, file=sys.stderr)
+        return EXIT_BAD_INPUT
+    settings = Settings.from_env()
+    files = CampaignFiles(settings.storage_url)
+    spend = Ledger(settings.storage_url).spend(campaign)
+    failed: dict[str, str] = {}
+    try:
+        opened = open_campaign(campaign)
+        names = output_names(len(opened.loaded.brief.scenes))
+        plan = opened.plan
+        failed = {n: r for n, r in plan.held + plan.outdated if r.startswith(("final failure", "last attempt failed"))}
+        brief_note = None
+    except BriefError as error:
+        names = output_names(settings.max_scenes)
+        brief_note = str(error)
+    outputs = {}
+    records = files.read_provenances(campaign, names)
+    for name in names:
+        record = records[name]
+        if record is None:
+            outputs[name] = {"state": "failed" if name in failed else "missing",
+                             **({"reason": failed[name]} if name in failed else {})}
+            continue
+        outputs[name] = {
+            "state": "made", "take": int(record.get("take", 0)), "sha256": record.get("sha256"),
+            "brief_sha256": record.get("brief_sha256"), "cache_hit": bool(record.get("cache_hit", False)),
+            "backend": record.get("backend"),
+        }
+    if args.json:
+        print(json.dumps({
+            "campaign": campaign, "spend_usd": spend.spend_usd, "paid_calls": spend.paid_calls,
+            "unpriced_calls": spend.unpriced_calls, "outputs": outputs,
+        }, indent=2))
+        return EXIT_OK
+    if brief_note:
+        print(f"brief: {brief_note}")
+    print(f"{'output':<20}{'state':<9}{'take':>5}  {'backend':<9}cached  sha256")
+    for name, info in outputs.items():
+        if info["state"] != "made":
+            print(f"{name:<20}{info['state']:<9}{'-':>5}  {info.get('reason', '')}")
+            continue
+        print(f"{name:<20}{'made':<9}{info['take']:>5}  {str(info['backend'] or '-'):<9}"
+              f"{'yes' if info['cache_hit'] else 'no':<6}  {str(info['sha256'])[:12]}")
+    instance = dg.DagsterInstance.get()
+    runs = instance.get_runs(dg.RunsFilter(tags={"dagster/partition": campaign}), limit=1)
+    if runs and runs[0].status == dg.DagsterRunStatus.FAILURE:
+        print(f"last run {runs[0].run_id} failed:")
+        for record in instance.all_logs(runs[0].run_id, of_type=dg.DagsterEventType.STEP_FAILURE):
+            print("  " + failure_line(record.dagster_event.step_key, record.dagster_event.step_failure_data.error))
+    elif runs:
+        print(f"last run {runs[0].run_id}: {runs[0].status.value}")
+    unpriced = f" ({spend.unpriced_calls} calls of models without a known price not counted)" if spend.unpriced_calls else ""
+    print(f"spent on this campaign so far (the ledger: every call, take and run): ${spend.spend_usd:.4f}"
+          f" over {spend.paid_calls} paid calls{unpriced}")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from adchain_assets.cli.draft import add_parser as add_draft_parser
+
+    parser = argparse.ArgumentParser(prog="adchain", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    validate = commands.add_parser("validate", help="check brief files; exit 2 naming every problem")
+    validate.add_argument("briefs", nargs="+", metavar="BRIEF.yaml")
+    validate.add_argument("--strict", action="store_true",
+                          help="the specificity lint's warnings are errors (exit 2); without it they are printed only")
+    validate.set_defaults(handler=cmd_validate)
+    materialize = commands.add_parser("materialize", help="make whatever of a campaign is missing or out of date")
+    materialize.add_argument("campaign")
+    materialize.set_defaults(handler=cmd_materialize)
+    status = commands.add_parser("status", help="what is made, what failed, cost so far")
+    status.add_argument("campaign")
+    status.add_argument("--json", action="store_true", help="machine-readable (see the CONTRACT)")
+    status.set_defaults(handler=cmd_status)
+    plan = commands.add_parser("plan", help="what is out of date with the brief, and why")
+    plan.add_argument("campaign")
+    plan.add_argument("--json", action="store_true")
+    plan.set_defaults(handler=cmd_plan)
+    regenerate = commands.add_parser("regenerate", help="a new take of one image, then what the plan says follows it")
+    regenerate.add_argument("campaign")
+    regenerate.add_argument("--scene", type=int, required=True, metavar="K")
+    regenerate.add_argument("--chain", choices=("reference", "start", "end"), default="reference")
+    regenerate.set_defaults(handler=cmd_regenerate)
+    demo = commands.add_parser("demo", help="materialize every sample brief offline")
+    demo.set_defaults(handler=cmd_demo)
+    doctor = commands.add_parser("doctor", help="check the set-up (key, endpoint, models, prices, folders); exit 1 on a failed check")
+    doctor.set_defaults(handler=cmd_doctor)
+    models = commands.add_parser("models", help="the model catalogue: routes, shapes, prices, shutdown dates, sources")
+    models.set_defaults(handler=cmd_models)
+    add_draft_parser(commands)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    from adchain_assets.settings import Settings, SettingsError
+
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:
+        return EXIT_BAD_INPUT if exit_.code else EXIT_OK
+    if args.command != "doctor":  # doctor reports bad settings as one of its checks
+        try:
+            Settings.from_env()  # a bad variable is named before anything else happens
+        except SettingsError as error:
+            print(f"adchain: {error}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+    try:
+        _use_default_dagster_home()
+    except OSError as error:
+        if args.command != "doctor":  # doctor reports it as one of its checks
+            print(f"adchain: DAGSTER_HOME={os.environ.get('DAGSTER_HOME')!r} cannot be used: {error}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+    try:
+        return args.handler(args)
+    except SettingsError as error:
+        print(f"adchain: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

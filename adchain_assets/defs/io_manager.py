@@ -1,0 +1,38 @@
+"""The image assets' IO manager: each image is stored campaign-first, ``<storage>/campaigns/<campaign>/<chain>/
+scene_<k>.png`` with its provenance JSON beside it, instead of Dagster's asset-first default layout."""
+
+from __future__ import annotations
+
+import dagster as dg
+from upath import UPath
+
+from adchain_assets.defs.resources import Storage
+from adchain_assets.plan.references import Slot
+from adchain_assets.store.files import CampaignFiles, StoredOutput, read_output_file, write_output_file
+
+
+class CampaignImageIOManager(dg.UPathIOManager):
+    extension = ".png"
+
+    def __init__(self, files: CampaignFiles):
+        super().__init__(base_path=files.base)
+        self.files = files
+
+    def get_path_for_partition(self, context, path: UPath, partition: str) -> UPath:
+        slot = Slot.parse("/".join(context.asset_key.path))
+        return self.files.image_path(partition, slot).with_suffix("")
+
+    def dump_to_path(self, context: dg.OutputContext, obj: StoredOutput, path: UPath) -> None:
+        write_output_file(path, obj)
+
+    def load_from_path(self, context: dg.InputContext, path: UPath) -> StoredOutput:
+        return read_output_file(path)
+
+
+class CampaignImageStorage(dg.ConfigurableIOManagerFactory):
+    """The IO manager resource of the image assets."""
+
+    storage: Storage
+
+    def create_io_manager(self, context) -> CampaignImageIOManager:
+        return CampaignImageIOManager(self.storage.files)

@@ -1,0 +1,57 @@
+"""The campaign job (every run of a campaign is this job on its partition, with the outputs it must make
+selected), the executor its steps run on, and what a run is asked to make."""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import dagster as dg
+
+from adchain_assets.settings import CELERY_SETTINGS, Settings
+
+CAMPAIGN_JOB = "campaign"
+# Steps run in their own processes, forked from a forkserver that has loaded adchain_assets.preload (the
+# project, google-genai, OpenCV and dlib with the face models, the instance's storage classes) once, so a step
+# starts in a fraction of a second instead of re-importing and re-loading them (benchmarks/throughput.py).
+PRELOADED = ["adchain_assets.preload"]
+MAX_CONCURRENT_STEPS = 8
+IN_PROGRESS = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+]
+
+campaign_job = dg.define_asset_job(CAMPAIGN_JOB, selection=dg.AssetSelection.all())
+
+
+def build_executor(settings: Settings) -> dg.ExecutorDefinition:
+    """The campaign job's executor, chosen by ``ADCHAIN_EXECUTOR``.
+
+    ``multiprocess`` (the default): steps in forkserver processes on the machine that runs the run.
+    ``celery``: steps go to ``dagster-celery`` workers, on any machine, through the broker in
+    ``ADCHAIN_CELERY_BROKER`` (results back through ``ADCHAIN_CELERY_BACKEND``, default: the broker); the workers
+    must listen on the same broker and share the instance (Postgres) and the storage URL (deploy/README.md).
+    """
+    if settings.executor == "celery":
+        broker, backend = settings.celery_broker_and_backend()
+        from dagster_celery import celery_executor
+
+        return celery_executor.configured(
+            {"broker": broker, "backend": backend, "config_source": dict(CELERY_SETTINGS)}
+        )
+    return dg.multiprocess_executor.configured(
+        {"max_concurrent": MAX_CONCURRENT_STEPS, "start_method": {"forkserver": {"preload_modules": PRELOADED}}}
+    )
+
+
+def asset_keys(outputs: Iterable[str]) -> list[dg.AssetKey]:
+    """``reference/scene_2`` -> ``AssetKey(["reference", "scene_2"])``."""
+    return [dg.AssetKey(name.split("/")) for name in outputs]
+
+
+def busy_campaigns(instance: dg.DagsterInstance) -> dict[str, str]:
+    """``{campaign: run id}`` of every campaign with a run queued or in progress."""
+    runs = instance.get_runs(dg.RunsFilter(statuses=IN_PROGRESS))
+    return {run.tags["dagster/partition"]: run.run_id for run in runs if "dagster/partition" in run.tags}

@@ -1,0 +1,103 @@
+"""The review outputs: the storyboard sheet (every scene's three images) and the report (what each output cost
+and how consistent it is).
+
+They are how a team reviews a whole campaign at a glance, so each is an asset of its own, downstream of every
+image (the report also of every clip, so it counts their spend). They read the images from storage rather than
+as inputs: slots beyond the brief's scene count have no image, and an input from them would make Dagster skip
+them.
+"""
+
+import dagster as dg
+
+from adchain_assets.brief.lint import lint_messages
+from adchain_assets.defs.clips import clip_key
+from adchain_assets.defs.images import image_asset_keys
+from adchain_assets.defs.partitions import campaigns
+from adchain_assets.defs.resources import CampaignBriefs, Storage
+from adchain_assets.defs.steps import as_parents, load_parents, now, pinned, thumbnail_markdown
+from adchain_assets.media.report import report_rows
+from adchain_assets.media.storyboard import render_storyboard
+from adchain_assets.plan.references import CHAINS, Slot
+from adchain_assets.plan.requests import REPORT, STORYBOARD, Parent, build_request, parents_of
+
+STORYBOARD_KEY = dg.AssetKey(STORYBOARD)
+REPORT_KEY = dg.AssetKey(REPORT)
+
+
+def build_storyboard_asset(max_scenes: int) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=STORYBOARD_KEY,
+        deps=image_asset_keys(max_scenes),
+        partitions_def=campaigns,
+        group_name="review",
+        kinds={"image"},
+        description="One sheet per campaign: every scene's reference image, start frame and end frame.",
+    )
+    def storyboard(context: dg.AssetExecutionContext, briefs: CampaignBriefs, storage: Storage) -> dg.MaterializeResult:
+        campaign = context.partition_key
+        files = storage.files
+        loaded = pinned(context, briefs, STORYBOARD)
+        brief = loaded.brief
+        stored = load_parents(files, campaign, STORYBOARD, loaded, required=False)  # a missing cell is drawn empty
+        request = build_request(STORYBOARD, loaded, as_parents(stored))
+        rows = [
+            {chain: stored.get(Slot(chain, k).key) for chain in CHAINS}
+            for k in range(1, len(brief.scenes) + 1)
+        ]
+        png, reused = storage.cache.remember(
+            request.fingerprint, "storyboard.png", lambda: render_storyboard(brief.title, brief.aspect_ratio, rows)
+        )
+        provenance = {
+            "campaign": campaign, "asset": STORYBOARD, "cache_hit": reused,
+            "inputs": [{"asset": name, "sha256": image.sha256} for name, image in stored.items()],
+            "request_sha256": request.fingerprint, "brief_sha256": loaded.sha256, "created_at": now(),
+        }
+        path = files.write_output(campaign, STORYBOARD, png, provenance)
+        return dg.MaterializeResult(
+            metadata={
+                "preview": dg.MetadataValue.md(thumbnail_markdown(png, f"storyboard of {campaign}")),
+                "path": dg.MetadataValue.path(str(path)),
+                "images": dg.MetadataValue.int(len(stored)),
+                "missing": dg.MetadataValue.int(3 * len(rows) - len(stored)),
+                "lint": dg.MetadataValue.md("\n".join(f"- {line}" for line in lint_messages(loaded)) or "no warnings"),
+            }
+        )
+
+    return storyboard
+
+
+def build_report_asset(max_scenes: int) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=REPORT_KEY,
+        deps=image_asset_keys(max_scenes) + [clip_key(k) for k in range(1, max_scenes + 1)],
+        partitions_def=campaigns,
+        group_name="review",
+        kinds={"pandas", "csv"},
+        description="What each image and clip cost and how consistent each image is, and the campaign's spend.",
+    )
+    def report(context: dg.AssetExecutionContext, briefs: CampaignBriefs, storage: Storage) -> dg.MaterializeResult:
+        campaign = context.partition_key
+        files = storage.files
+        loaded = pinned(context, briefs, REPORT)
+        stored = files.read_provenances(campaign, parents_of(REPORT, loaded))
+        stored = {name: record for name, record in stored.items() if record is not None}
+        spend = storage.ledger.spend(campaign)
+        request = build_request(REPORT, loaded, {n: Parent(n, r) for n, r in stored.items()}, spend_usd=spend.spend_usd)
+        table = report_rows(stored)
+        provenance = {
+            "campaign": campaign, "asset": REPORT, "spend_usd": spend.spend_usd, "paid_calls": spend.paid_calls,
+            "unpriced_calls": spend.unpriced_calls,
+            "request_sha256": request.fingerprint, "brief_sha256": loaded.sha256, "created_at": now(),
+        }
+        path = files.write_output(campaign, REPORT, table.to_csv(index=False).encode(), provenance)
+        return dg.MaterializeResult(
+            metadata={
+                "report": dg.MetadataValue.md(table.to_markdown(index=False, floatfmt=".3f")),
+                "path": dg.MetadataValue.path(str(path)),
+                "spend_usd": dg.MetadataValue.float(spend.spend_usd),
+                "paid_calls": dg.MetadataValue.int(spend.paid_calls),
+                "unpriced_calls": dg.MetadataValue.int(spend.unpriced_calls),
+            }
+        )
+
+    return report

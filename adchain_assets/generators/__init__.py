@@ -1,1 +1,0 @@
-"""Image generators: one interface (``base``), one module per model."""

@@ -1,0 +1,76 @@
+"""The storyboard sheet: one row per scene, its reference image, start frame and end frame, with what made
+each image and how consistent it is."""
+
+from __future__ import annotations
+
+import io
+from typing import Any, Mapping, Optional, Protocol
+
+from PIL import Image, ImageDraw
+
+from adchain_assets.media.text import drawable_text, load_font
+from adchain_assets.plan.references import CHAINS
+
+CELL_WIDTH = 240
+MARGIN = 16
+LABEL_HEIGHT = 56
+BACKGROUND = (246, 244, 240)
+INK = (40, 40, 40)
+EMPTY_CELL = (214, 210, 204)
+
+
+class Cell(Protocol):
+    """A stored image: its PNG bytes and its provenance."""
+
+    data: bytes
+    provenance: Mapping[str, Any]
+
+
+def score_text(consistency: Mapping[str, Mapping[str, Any]]) -> str:
+    """``woman 0.31 ok  bottle 0.72 ok``: each subject's score and verdict; ``woman not scored`` when it was not."""
+    parts = []
+    for subject, score in consistency.items():
+        if score.get("passed") is None and score.get("note"):
+            parts.append(f"{subject} not scored")
+            continue
+        value = "-" if score.get("value") is None else format(score["value"], ".2f")
+        parts.append(f"{subject} {value} {'ok' if score.get('passed') else 'X'}")
+    return "  ".join(parts)
+
+
+def render_storyboard(title: str, aspect_ratio: str, rows: list[Mapping[str, Optional[Cell]]]) -> bytes:
+    """A PNG sheet: ``rows[k-1]`` maps each chain name to scene k's image (None when not made yet)."""
+    ratio_w, ratio_h = (int(part) for part in aspect_ratio.split(":"))
+    cell_height = round(CELL_WIDTH * ratio_h / ratio_w)
+    header = 56
+    width = MARGIN + len(CHAINS) * (CELL_WIDTH + MARGIN)
+    height = header + len(rows) * (cell_height + LABEL_HEIGHT + MARGIN) + MARGIN
+    sheet = Image.new("RGB", (width, height), BACKGROUND)
+    draw = ImageDraw.Draw(sheet)
+    draw.text((MARGIN, 14), drawable_text(title) or "storyboard", fill=INK, font=load_font(22))
+    small = load_font(13)
+    for row_index, row in enumerate(rows):
+        top = header + row_index * (cell_height + LABEL_HEIGHT + MARGIN)
+        for column, chain in enumerate(CHAINS):
+            left = MARGIN + column * (CELL_WIDTH + MARGIN)
+            image = row.get(chain)
+            box = (left, top, left + CELL_WIDTH, top + cell_height)
+            label = f"{chain}/scene_{row_index + 1}"
+            if image is None:
+                draw.rectangle(box, fill=EMPTY_CELL)
+                label += "  (not made)"
+            else:
+                with Image.open(io.BytesIO(image.data)) as picture:
+                    sheet.paste(picture.convert("RGB").resize((CELL_WIDTH, cell_height)), box[:2])
+                record = image.provenance
+                label += f"  take {record['take']}"
+                # What made it, not what it cost this time: a sheet of the same images is the same sheet, whether
+                # they came from the model or the cache (costs are in the report).
+                detail = f"{record['backend']} | {record.get('model', '')}"
+                draw.text((left, top + cell_height + 20), detail, fill=INK, font=small)
+                scores = score_text(record.get("consistency", {}))
+                draw.text((left, top + cell_height + 36), drawable_text(scores), fill=INK, font=small)
+            draw.text((left, top + cell_height + 4), label, fill=INK, font=small)
+    buffer = io.BytesIO()
+    sheet.save(buffer, "PNG")
+    return buffer.getvalue()

@@ -1,0 +1,126 @@
+"""The plan: which outputs of a campaign are out of date with its brief, and why, computed from what is stored.
+
+For every output of the brief, parents first: an output whose parent is out of date waits for it ("parent
+changed"); otherwise its request is built from the brief and the stored parents (:func:`build_request`) and
+compared with the ``request_sha256`` its stored provenance records: no file is "missing", another fingerprint is
+"changed request", and a request whose last call failed says so ("last attempt failed: HTTP_503"). A request the
+model refused for a final reason (a safety block, in the ledger) is *held*, not out of date: it is not asked
+again until its request changes or a new take is asked for, and what needs it waits with it.
+
+Nothing here remembers what an earlier tick asked for: after any sequence of edits, reverts, failed, cancelled
+or killed runs, the plan of the stored outputs and the current brief is the work left. The sensor, ``adchain
+plan`` and ``adchain materialize`` all use :func:`plan_campaign`. It is pure: the store reads what it needs
+(provenance JSON and the ledger, never image bytes) into a :class:`Stored`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping, Optional, Sequence
+
+from adchain_assets.brief.model import LoadedBrief
+from adchain_assets.plan.calls import OK, Call, LatestCalls, spend_of
+from adchain_assets.plan.requests import (
+    REPORT,
+    STORYBOARD,
+    Maker,
+    Parent,
+    build_request,
+    fingerprint,
+    kind_of,
+    output_names,
+    parents_of,
+)
+
+MISSING, CHANGED, PARENT_CHANGED, FAILED = "missing", "changed request", "parent changed", "last attempt failed"
+TOLERANT = (STORYBOARD, REPORT)  # made from whatever exists: a held image is an empty cell, not a reason to wait
+
+
+@dataclass
+class Plan:
+    campaign: str
+    brief_sha256: str
+    outdated: list[tuple[str, str]] = field(default_factory=list)
+    held: list[tuple[str, str]] = field(default_factory=list)
+    fingerprints: dict[str, str] = field(default_factory=dict)  # stored request_sha256 of each outdated output
+
+    @property
+    def outputs(self) -> list[str]:
+        return [name for name, _ in self.outdated]
+
+    def run_key(self) -> str:
+        """Names exactly this work: the same plan (same outputs, same stored state) is never requested twice, and
+        any change of the stored outputs or the brief makes a new key (so undoing an edit runs)."""
+        work = sorted((name, self.fingerprints.get(name, "")) for name in self.outputs)
+        return f"{self.campaign}:{self.brief_sha256[:12]}:{fingerprint({'work': work})[:16]}"
+
+    def to_json(self) -> dict:
+        return {
+            "campaign": self.campaign,
+            "brief_sha256": self.brief_sha256,
+            "outdated": [{"asset": name, "reason": reason} for name, reason in self.outdated],
+            "held": [{"asset": name, "reason": reason} for name, reason in self.held],
+        }
+
+
+@dataclass(frozen=True)
+class Stored:
+    """What is stored of one campaign, as the plan needs it: the provenance of each made output (None: not made),
+    the take a cut-short write's JSON names for an image whose PNG is missing, and every ledger call."""
+
+    records: Mapping[str, Optional[dict]]
+    calls: Sequence[Call] = ()
+    pending_takes: Mapping[str, int] = field(default_factory=dict)
+
+
+def plan_campaign(loaded: LoadedBrief, stored: Stored, *, image_maker: Maker, video_maker: Maker) -> Plan:
+    """The plan of ``loaded`` against what is ``stored``: every output of :func:`output_names`, parents first."""
+    campaign = loaded.campaign
+    plan = Plan(campaign, loaded.sha256)
+    records = stored.records
+    latest = LatestCalls(stored.calls)
+    spend = spend_of(stored.calls).spend_usd
+    state: dict[str, str] = {}
+    for name in output_names(len(loaded.brief.scenes)):
+        parents = parents_of(name, loaded)
+        waiting = [p for p in parents if state.get(p) == "outdated"]
+        held_parents = [p for p in parents if state.get(p) == "held"]
+        record = records.get(name)
+        if record is not None:
+            plan.fingerprints[name] = str(record.get("request_sha256", ""))
+        if waiting:
+            state[name] = "outdated"
+            plan.outdated.append((name, f"{PARENT_CHANGED}: {waiting[0]}"))
+            continue
+        if held_parents and name not in TOLERANT:
+            state[name] = "held"
+            plan.held.append((name, f"waits for held {held_parents[0]}"))
+            continue
+        take = _take(name, record, stored.pending_takes)
+        request = build_request(
+            name, loaded, {p: Parent(p, records[p]) for p in parents if records.get(p) is not None},
+            image_maker=image_maker, video_maker=video_maker, take=take, spend_usd=spend,
+        )
+        if record is not None and record.get("request_sha256") == request.fingerprint:
+            state[name] = "ok"
+            continue
+        refused = latest.refusal(name, request.call_keys)
+        if refused is not None:
+            state[name] = "held"
+            plan.held.append((name, f"final failure: {refused.outcome}"))
+            continue
+        failed = next((c for c in latest.tried(name, request.call_keys) if c.outcome != OK), None)
+        state[name] = "outdated"
+        if failed is not None:
+            plan.outdated.append((name, f"{FAILED}: {failed.outcome}"))
+        else:
+            plan.outdated.append((name, MISSING if record is None else CHANGED))
+    return plan
+
+
+def _take(name: str, record: Optional[dict], pending: Mapping[str, int]) -> int:
+    if kind_of(name) != "image":
+        return 0
+    if record is not None:
+        return int(record.get("take", 0))
+    return pending.get(name, 0)  # a JSON whose image write was cut short

@@ -1,0 +1,1 @@
+"""Image models: :class:`base.ImageGenerator` and its backends (``preview``, ``gemini``)."""

@@ -1,0 +1,1 @@
+"""Video models: :class:`base.VideoGenerator` and its backends (``preview``, ``veo``)."""

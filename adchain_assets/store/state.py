@@ -1,0 +1,22 @@
+"""What the plan reads of a campaign: the provenance of every output, the takes of cut-short writes and the
+ledger, in one listing and one batch of reads for the outputs plus one for the ledger."""
+
+from __future__ import annotations
+
+from adchain_assets.brief.model import LoadedBrief
+from adchain_assets.plan.plan import Stored
+from adchain_assets.plan.references import Slot
+from adchain_assets.plan.requests import kind_of, output_names
+from adchain_assets.store.files import CampaignFiles
+from adchain_assets.store.ledger import Ledger
+
+
+def read_state(files: CampaignFiles, ledger: Ledger, loaded: LoadedBrief) -> Stored:
+    campaign = loaded.campaign
+    names = output_names(len(loaded.brief.scenes))
+    records = files.read_provenances(campaign, names)
+    pending = {
+        name: files.current_take(campaign, Slot.parse(name))
+        for name in names if records[name] is None and kind_of(name) == "image"
+    }
+    return Stored(records=records, calls=ledger.calls(campaign), pending_takes=pending)
