@@ -107,8 +107,9 @@ class Brief(_Strict):
     title: str = _text(MAX_TEXT_CHARS, required=False, description="The campaign's title")
     aspect_ratio: str = Field(default="1:1", description="Image shape: " + " ".join(ASPECT_RATIOS))
     reference_image: Optional[str] = Field(default=None, description="User image used as is for reference/scene_1")
-    reference_mode: Literal["chain", "anchored"] = Field(default="chain", description=(
-        "chain: each image sees the previous one; anchored: also the first reference image"))
+    reference_mode: Literal["chain", "anchored", "sheets"] = Field(default="chain", description=(
+        "chain: each image sees the previous one; anchored: also the first reference image; sheets: the previous"
+        " image and a sheet (portrait or packshot) of every subject in the scene, made once per subject"))
     look: Look = Field(default_factory=Look, description="Consistency markers added to every prompt")
     video: Video = Field(default_factory=Video)
     checks: Checks = Field(default_factory=Checks)

@@ -14,11 +14,12 @@ from adchain_assets.defs.clips import clip_key
 from adchain_assets.defs.images import image_asset_keys
 from adchain_assets.defs.partitions import campaigns
 from adchain_assets.defs.resources import CampaignBriefs, Storage
+from adchain_assets.defs.sheets import SHEETS_KEY
 from adchain_assets.defs.steps import as_parents, load_parents, now, pinned, thumbnail_markdown
 from adchain_assets.media.report import report_rows
 from adchain_assets.media.storyboard import render_storyboard
 from adchain_assets.plan.references import CHAINS, Slot
-from adchain_assets.plan.requests import REPORT, STORYBOARD, Parent, build_request, parents_of
+from adchain_assets.plan.requests import REPORT, STORYBOARD, Parent, build_request, kind_of, parents_of
 
 STORYBOARD_KEY = dg.AssetKey(STORYBOARD)
 REPORT_KEY = dg.AssetKey(REPORT)
@@ -27,7 +28,7 @@ REPORT_KEY = dg.AssetKey(REPORT)
 def build_storyboard_asset(max_scenes: int) -> dg.AssetsDefinition:
     @dg.asset(
         key=STORYBOARD_KEY,
-        deps=image_asset_keys(max_scenes),
+        deps=[SHEETS_KEY] + image_asset_keys(max_scenes),
         partitions_def=campaigns,
         group_name="review",
         kinds={"image"},
@@ -44,8 +45,10 @@ def build_storyboard_asset(max_scenes: int) -> dg.AssetsDefinition:
             {chain: stored.get(Slot(chain, k).key) for chain in CHAINS}
             for k in range(1, len(brief.scenes) + 1)
         ]
+        sheets = [(name, stored.get(name)) for name in parents_of(STORYBOARD, loaded) if kind_of(name) == "sheet"]
         png, reused = storage.cache.remember(
-            request.fingerprint, "storyboard.png", lambda: render_storyboard(brief.title, brief.aspect_ratio, rows)
+            request.fingerprint, "storyboard.png",
+            lambda: render_storyboard(brief.title, brief.aspect_ratio, rows, sheets),
         )
         provenance = {
             "campaign": campaign, "asset": STORYBOARD, "cache_hit": reused,
@@ -58,7 +61,7 @@ def build_storyboard_asset(max_scenes: int) -> dg.AssetsDefinition:
                 "preview": dg.MetadataValue.md(thumbnail_markdown(png, f"storyboard of {campaign}")),
                 "path": dg.MetadataValue.path(str(path)),
                 "images": dg.MetadataValue.int(len(stored)),
-                "missing": dg.MetadataValue.int(3 * len(rows) - len(stored)),
+                "missing": dg.MetadataValue.int(3 * len(rows) + len(sheets) - len(stored)),
                 "lint": dg.MetadataValue.md("\n".join(f"- {line}" for line in lint_messages(loaded)) or "no warnings"),
             }
         )
@@ -69,7 +72,7 @@ def build_storyboard_asset(max_scenes: int) -> dg.AssetsDefinition:
 def build_report_asset(max_scenes: int) -> dg.AssetsDefinition:
     @dg.asset(
         key=REPORT_KEY,
-        deps=image_asset_keys(max_scenes) + [clip_key(k) for k in range(1, max_scenes + 1)],
+        deps=[SHEETS_KEY] + image_asset_keys(max_scenes) + [clip_key(k) for k in range(1, max_scenes + 1)],
         partitions_def=campaigns,
         group_name="review",
         kinds={"pandas", "csv"},

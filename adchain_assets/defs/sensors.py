@@ -30,7 +30,9 @@ from adchain_assets.defs.resources import (
     current_plan,
     model_problems,
 )
+from adchain_assets.plan.requests import reference_warnings
 from adchain_assets.store.snapshots import BRIEF_TAG
+from adchain_assets.vision.photos import photo_problems
 
 SENSOR_NAME = "brief_sensor"
 TICK_S = 15
@@ -68,8 +70,8 @@ def plan_tick(briefs: CampaignBriefs, storage: Storage, image_model: ImageModel,
             continue
         try:
             loaded = briefs.load(campaign)
-            problems = model_problems(loaded, image_model, video_model)
-            if problems:  # what the configured models cannot make: reported like any bad brief
+            problems = model_problems(loaded, image_model, video_model) or photo_problems(loaded)
+            if problems:  # what the configured models cannot make, a photo that cannot anchor: a bad brief
                 raise BriefError(problems)
         except BriefError as error:
             tick.problems += [str(p) for p in error.problems]
@@ -83,7 +85,8 @@ def plan_tick(briefs: CampaignBriefs, storage: Storage, image_model: ImageModel,
         if campaign in busy:
             tick.notes.append(f"{campaign}: {len(plan.outdated)} outputs out of date; waiting for run {busy[campaign]}")
             continue
-        tick.warnings += lint_messages(loaded)  # said when its work is requested, not every tick
+        # said when its work is requested, not every tick
+        tick.warnings += lint_messages(loaded) + reference_warnings(loaded, image_model.maker())
         sha = briefs.pin(loaded)
         reasons = ", ".join(f"{name} ({reason})" for name, reason in plan.outdated[:6])
         more = f" and {len(plan.outdated) - 6} more" if len(plan.outdated) > 6 else ""

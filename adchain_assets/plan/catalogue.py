@@ -22,6 +22,7 @@ from typing import Any, Mapping, Optional
 import yaml
 
 from adchain_assets.brief.model import BriefProblem
+from adchain_assets.plan.references import ReferenceLimits
 
 Usage = Mapping[str, Any]
 
@@ -111,6 +112,14 @@ def price(model: str, usage: Usage) -> Optional[float]:
     return round(total / 1_000_000, 8)
 
 
+def reference_limits(model: str) -> Optional[ReferenceLimits]:
+    """The most reference images ``model`` takes (total, characters, objects), if the catalogue says."""
+    entry = (model_entry(model) or {}).get("references")
+    if not entry:
+        return None
+    return ReferenceLimits(int(entry["total"]), int(entry["characters"]), int(entry["objects"]))
+
+
 def shutdown_date(model: str) -> Optional[_dt.date]:
     """The model's announced (earliest) shutdown date, if the catalogue has one."""
     value = (model_entry(model) or {}).get("shutdown")
@@ -133,12 +142,17 @@ def problems_for(brief, image_model: Optional[str], video_model: Optional[str], 
     """What ``brief`` asks that the chosen models cannot make, as ``BriefProblem``s (file, field, reason).
 
     ``image_model`` / ``video_model`` are the model ids of the backends in use, or None for a backend that is not
-    a catalogued model (``preview`` makes any shape). A model the catalogue does not know yields no problem here.
-    Checked: the aspect ratio (image and video), every scene's ``duration_s`` (the clip lengths the video model
-    makes; it does not round), ``video.resolution`` and the clip lengths that resolution allows.
+    a catalogued model (``preview`` makes any shape). A model the catalogue does not know yields no problem here,
+    except in ``sheets`` mode, which needs the model's reference-image limits. Checked: the aspect ratio (image and
+    video), every scene's ``duration_s`` (the clip lengths the video model makes; it does not round),
+    ``video.resolution`` and the clip lengths that resolution allows.
     """
     problems: list = []
     image = model_entry(image_model) if image_model else None
+    if image_model and brief.reference_mode == "sheets" and reference_limits(image_model) is None:
+        problems.append(BriefProblem(file, "reference_mode", (
+            f"sheets: image model {image_model} has no reference-image limits in the catalogue, so how many sheets"
+            " it can be shown is unknown (use another ADCHAIN_IMAGE_MODEL, or reference_mode chain or anchored)")))
     if image and image.get("aspect_ratios") and brief.aspect_ratio not in image["aspect_ratios"]:
         problems.append(BriefProblem(file, "aspect_ratio", (
             f"{brief.aspect_ratio!r}: image model {image_model} makes {', '.join(image['aspect_ratios'])}"

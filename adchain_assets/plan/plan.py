@@ -28,7 +28,7 @@ from adchain_assets.plan.requests import (
     build_request,
     fingerprint,
     kind_of,
-    output_names,
+    outputs_of,
     parents_of,
 )
 
@@ -74,15 +74,15 @@ class Stored:
 
 
 def plan_campaign(loaded: LoadedBrief, stored: Stored, *, image_maker: Maker, video_maker: Maker) -> Plan:
-    """The plan of ``loaded`` against what is ``stored``: every output of :func:`output_names`, parents first."""
+    """The plan of ``loaded`` against what is ``stored``: every output of :func:`outputs_of`, parents first."""
     campaign = loaded.campaign
     plan = Plan(campaign, loaded.sha256)
     records = stored.records
     latest = LatestCalls(stored.calls)
     spend = spend_of(stored.calls).spend_usd
     state: dict[str, str] = {}
-    for name in output_names(len(loaded.brief.scenes)):
-        parents = parents_of(name, loaded)
+    for name in outputs_of(loaded.brief):
+        parents = parents_of(name, loaded, image_maker)
         waiting = [p for p in parents if state.get(p) == "outdated"]
         held_parents = [p for p in parents if state.get(p) == "held"]
         record = records.get(name)
@@ -119,7 +119,7 @@ def plan_campaign(loaded: LoadedBrief, stored: Stored, *, image_maker: Maker, vi
 
 
 def _take(name: str, record: Optional[dict], pending: Mapping[str, int]) -> int:
-    if kind_of(name) != "image":
+    if kind_of(name) not in ("image", "sheet"):
         return 0
     if record is not None:
         return int(record.get("take", 0))
