@@ -146,7 +146,10 @@ def test_lint_warnings_alone_are_sent_back_too(env, fake_gemini):
     assert main(["draft", IDEA, "--id", "balcony"]) == 0
     retry = fake_gemini.requests[1].body["contents"][2]["parts"][0]["text"]
     assert "subjects[0].description: character 'woman' lacks hair (colour and style), an eye colour and a" in retry
-    assert "is described in 7 words" in retry and "for example: " in retry
+    assert "is described in 7 words" in retry and "; write more: a character's description names the age" in retry
+    # the model is told what to add, not handed made-up details appended to its own text
+    assert "; add what is true of this character: hair (its colour, length and style" in retry
+    assert "ivory blouse, " not in retry and "for example: " not in retry
     written = yaml.safe_load((env / "briefs" / "balcony.yaml").read_text())
     assert written["subjects"][0]["description"] == answer()["subjects"][0]["description"]  # the second answer's
 

@@ -346,7 +346,7 @@ def check_answer(text: str, *, scenes: int, target: Path, briefs_dir: Path, max_
         errors = [f"{f}: {r}" if f else r for f, r in problems]
         return Answer(text, data, errors, [f"{target}: {line}" for line in errors], [], yaml_text)
     warnings = lint_brief(brief, file=str(target))
-    return Answer(text, data, [f"{w.field}: {w.problem}; for example: {w.fix}" for w in warnings], [],
+    return Answer(text, data, [w.message for w in warnings], [],
                   [str(w) for w in warnings], yaml_text)
 
 
