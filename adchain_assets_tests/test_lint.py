@@ -58,7 +58,7 @@ def test_a_specific_brief_has_no_warnings(tmp_path):
     assert lint(tmp_path) == []
 
 
-@pytest.mark.parametrize("name", ["aurora-perfume", "muse-portrait"])
+@pytest.mark.parametrize("name", ["aurora-perfume", "muse-portrait", "lumen-dive"])
 def test_the_sample_briefs_pass_the_lint(name):
     assert lint_messages(load_brief(SAMPLE_BRIEFS / f"{name}.yaml", max_scenes=8)) == []
 
