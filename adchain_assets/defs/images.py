@@ -18,10 +18,12 @@ from adchain_assets.defs.partitions import campaigns
 from adchain_assets.defs.resources import CampaignBriefs, ImageModel, Storage
 from adchain_assets.defs.steps import held_call, now, pinned, step_retry, thumbnail_markdown
 from adchain_assets.media.images import inline_reference, png_size, to_png
+from adchain_assets.plan.calls import BUDGET
 from adchain_assets.plan.prompts import compose_prompt
 from adchain_assets.plan.references import Slot, all_slots, shown_references, upstream
 from adchain_assets.plan.requests import Parent, Request, build_request, pixel_digest
 from adchain_assets.providers.images.base import GenerationError, ImageGenerator, ImageRequest, ReferenceImage
+from adchain_assets.store.budget import budgeted
 from adchain_assets.store.cache import GenerationCache
 from adchain_assets.store.files import StoredOutput, sha256, write_atomically
 from adchain_assets.store.ledger import CallMeter
@@ -245,16 +247,18 @@ def image_asset(slot: Slot, retry_policy: dg.RetryPolicy) -> dg.AssetsDefinition
                 image_maker=image_model.maker(), take=take,
             )
             ledger = storage.ledger
-            refused = held_call(ledger, campaign, slot.key, request)
+            budget = briefs.budget_of(loaded)
+            refused = held_call(ledger, campaign, slot.key, request, budget)
             if refused is not None:
+                fix = "raise the budget" if refused.outcome == BUDGET else "change its text or ask for a new take"
                 raise dg.Failure(
                     description=f"{slot.key}: held: this exact request was refused ({refused.outcome}) on"
-                    f" {refused.created_at}; change its text or ask for a new take",
+                    f" {refused.created_at}; {fix}",
                     metadata={"asset": slot.key, "reason": refused.outcome, "retryable": False},
                     allow_retries=False,
                 )
             try:
-                generator = image_model.generator()
+                generator = budgeted(image_model.generator(), budget)  # no paid call once the budget is reached
             except ValueError as error:  # a backend that cannot start, e.g. no API key
                 raise dg.Failure(description=f"{slot.key}: {error}", allow_retries=False) from error
 
