@@ -2,6 +2,7 @@
 Veo servers bill, and a campaign's budget holds before a run (not launched) and during one (no paid call once it
 is reached, the rest held as BUDGET until the budget changes)."""
 
+import base64
 import csv
 import json
 from dataclasses import replace
@@ -25,7 +26,7 @@ from adchain_assets.settings import Settings, SettingsError
 from adchain_assets.store.budget import BudgetedVideos
 from adchain_assets.store.ledger import CallMeter, Ledger
 
-from .gemini_server import FakeGemini, image_reply, image_size, make_png
+from .gemini_server import FakeGemini, image_size, make_png
 from .helpers import CLIPS, IMAGES, SAMPLE_BRIEFS, edit, execute, tick
 from .veo_server import FakeVeo
 
@@ -182,6 +183,22 @@ def servers(monkeypatch, tmp_path, data_dir):
         yield gemini, veo
 
 
+def small_images(gemini, bill_factor: int = 1) -> None:
+    """The fake's default replies, billed as they are (times ``bill_factor``), with images a tenth of the size: the
+    price does not depend on the pixels, and the consistency checks of small images take a fraction of the time."""
+
+    def answer(request):
+        reply = FakeGemini.default_reply(gemini, request)
+        width, height = image_size(request.aspect_ratio)
+        seed = request.prompt_text.encode() + b"".join(request.images)
+        part = reply.body["candidates"][0]["content"]["parts"][-1]
+        part["inlineData"]["data"] = base64.b64encode(make_png(seed, (width // 10, height // 10))).decode()
+        reply.body["usageMetadata"]["candidatesTokenCount"] *= bill_factor
+        return reply
+
+    gemini.default_reply = answer
+
+
 def definitions(data_dir, veo):
     """The project's definitions over ``data_dir``, Veo at the fake's address with short polls."""
     settings = replace(Settings.from_env(), data_dir=str(data_dir), storage="", step_retry_delay_s=0.0)
@@ -204,6 +221,7 @@ def run_tick(defs, instance):
 def test_a_fresh_campaigns_estimate_is_within_ten_percent_of_its_bill_and_a_look_edit_shows_the_whole_price(
         servers, data_dir, instance, capsys):
     gemini, veo = servers
+    small_images(gemini)
     before = plan_json(capsys)
     assert {e["asset"] for e in before["outdated"]} >= IMAGES | CLIPS
     assert all(e["estimate_usd"] > 0 and e["estimate"] == "nominal" for e in before["outdated"] if e["asset"] in IMAGES)
@@ -269,11 +287,7 @@ def test_a_budget_that_runs_out_half_way_stops_the_calls_and_a_raised_one_finish
     gemini, veo = servers
     path = data_dir / "briefs" / f"{CAMPAIGN}.yaml"
 
-    def costly(request):  # the model bills three times the catalogue's nominal image tokens
-        return image_reply(make_png(request.prompt_text.encode(), image_size(request.aspect_ratio)),
-                           output_tokens=3 * 1120, model_version=request.model)
-
-    gemini.default_reply = costly
+    small_images(gemini, bill_factor=3)  # the model bills three times the catalogue's nominal image tokens
     two_scenes(path, 10.0)
     estimate = plan_json(capsys)["estimate_usd"]  # 6 images at 1120 tokens and 2 clips of 4 s: about $1.60
     budget = round(estimate * 1.1, 2)  # launched, then the real bill outgrows it
