@@ -114,6 +114,9 @@ class Brief(_Strict):
     video: Video = Field(default_factory=Video)
     checks: Checks = Field(default_factory=Checks)
     takes_per_image: int = Field(default=1, ge=1, le=MAX_TAKES_PER_IMAGE)
+    budget_usd: Optional[float] = Field(default=None, ge=0, allow_inf_nan=False, description=(
+        "The most this campaign may spend, ever, in USD, as the ledger counts it (every paid call, take and run):"
+        " a plan that would go over it is not launched, and no paid call is made once it is reached"))
     subjects: list[Subject] = Field(default_factory=list, description="The subject bible: every recurring person and product")
     scenes: list[Scene] = Field(min_length=1, description="The scenes, in order")
 
