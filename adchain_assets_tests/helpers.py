@@ -32,6 +32,8 @@ SIX = {"reference/scene_3", "reference/scene_4", "start/scene_3", "start/scene_4
 IMAGES = {f"{c}/scene_{k}" for c in ("reference", "start", "end") for k in range(1, 5)}
 CLIPS = {f"clip/scene_{k}" for k in range(1, 5)}
 EVERYTHING = IMAGES | CLIPS | {"storyboard", "ad", "report"}
+# A campaign's first run also runs the subjects step, which every image lists upstream (defs/jobs.py: run_assets).
+FIRST_RUN = EVERYTHING | {"subjects"}
 SENSOR_RESOURCES = ("briefs", "storage", "image_model", "video_model")
 
 

@@ -83,7 +83,8 @@ def test_materialize_all_makes_the_brief_and_the_next_tick_makes_the_review_outp
 
 
 def test_a_new_take_is_followed_by_exactly_the_plan_once(world):
-    world.run(selection=output_names(3))  # the whole brief, as brief_sensor or `adchain materialize` runs it
+    # the whole brief, as brief_sensor or `adchain materialize` runs it the first time (with the subjects step)
+    world.run(selection=["subjects"] + output_names(3))
     assert world.plan().outputs == []
     assert world.requested() == {}
     before = world.files.read_provenances(CAMPAIGN, output_names(3))
@@ -125,7 +126,7 @@ def test_a_new_take_is_followed_by_exactly_the_plan_once(world):
 
 
 def test_an_edit_right_after_a_new_take_is_run_by_the_next_tick_with_the_follow_up(world):
-    world.run(selection=output_names(3))
+    world.run(selection=["subjects"] + output_names(3))
     world.run(selection=["reference/scene_2"], run_config=new_take_config(Slot("reference", 2)))
     path = world.data_dir / "briefs" / f"{CAMPAIGN}.yaml"
     path.write_text(path.read_text().replace("sage-green shelf", "white marble shelf"))

@@ -8,7 +8,7 @@ from adchain_assets.defs.jobs import CAMPAIGN_JOB
 from adchain_assets.store.snapshots import BRIEF_TAG
 
 from .helpers import (
-    EVERYTHING,
+    FIRST_RUN,
     IMAGES,
     SIX,
     definitions_for,
@@ -35,7 +35,7 @@ def test_a_new_brief_adds_its_partition_and_requests_everything_in_the_same_tick
     assert list(partitions.partition_keys) == ["aurora-perfume"]
     [request] = result.run_requests
     assert request.partition_key == "aurora-perfume"
-    assert selected(result)["aurora-perfume"] == EVERYTHING
+    assert selected(result)["aurora-perfume"] == FIRST_RUN
     sha = request.tags[BRIEF_TAG]
     assert (one_brief / "campaigns" / "aurora-perfume" / "briefs" / f"{sha}.yaml").read_bytes() == (
         one_brief / "briefs" / "aurora-perfume.yaml").read_bytes()

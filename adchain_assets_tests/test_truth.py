@@ -10,7 +10,7 @@ from adchain_assets.store.ledger import Ledger
 from adchain_assets.store.snapshots import BRIEF_TAG
 
 from .gemini_server import FakeGemini, error_reply, no_image_reply
-from .helpers import EVERYTHING, IMAGES, definitions_for, edit, execute, selected, tick
+from .helpers import FIRST_RUN, IMAGES, definitions_for, edit, execute, selected, tick
 
 CAMPAIGN = "aurora-perfume"
 SCENE_2 = "The woman holding the bottle up to the window light"
@@ -53,7 +53,7 @@ def test_undo_runs_and_gives_back_the_first_outputs_byte_for_byte_with_no_call(o
     path = one_brief / "briefs" / f"{CAMPAIGN}.yaml"
     version_a = path.read_text()
     defs = definitions_for(one_brief, image_backend="gemini")
-    assert selected(run_tick(defs, instance))[CAMPAIGN] == EVERYTHING
+    assert selected(run_tick(defs, instance))[CAMPAIGN] == FIRST_RUN
     first = outputs(one_brief)
     assert len(fake_gemini.requests) == 12
 
@@ -216,7 +216,7 @@ def test_a_yml_brief_is_accepted_like_a_yaml_one(one_brief, instance):
     (one_brief / "briefs" / f"{CAMPAIGN}.yaml").rename(one_brief / "briefs" / f"{CAMPAIGN}.yml")
     defs = definitions_for(one_brief)
     result = run_tick(defs, instance)
-    assert selected(result)[CAMPAIGN] == EVERYTHING
+    assert selected(result)[CAMPAIGN] == FIRST_RUN
     assert not tick(defs, instance).run_requests
 
 

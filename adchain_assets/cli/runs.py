@@ -18,7 +18,7 @@ from typing import Mapping, Optional, Sequence
 import dagster as dg
 
 from adchain_assets.cli import EXIT_FAILED, EXIT_OK
-from adchain_assets.defs.jobs import CAMPAIGN_JOB
+from adchain_assets.defs.jobs import CAMPAIGN_JOB, run_assets
 from adchain_assets.defs.partitions import campaigns
 from adchain_assets.settings import Settings
 from adchain_assets.store.files import CampaignFiles
@@ -111,6 +111,7 @@ def execute_campaign(settings: Settings, campaign: str, selection: Sequence[dg.A
     exit code."""
     instance = dg.DagsterInstance.get()
     register(instance, campaign)
+    keys = run_assets(instance, campaign, selection)
     ledger = Ledger(settings.storage_url)
     before = ledger.spend(campaign)
     started = time.perf_counter()
@@ -121,7 +122,7 @@ def execute_campaign(settings: Settings, campaign: str, selection: Sequence[dg.A
 
         try:
             run_id = run_queue.submit(
-                settings.webserver_url, CAMPAIGN_JOB, campaign, list(selection),
+                settings.webserver_url, CAMPAIGN_JOB, campaign, keys,
                 tags={**(tags or {}), CLI_TAG: "cli", BRIEF_TAG: brief_sha256}, run_config=run_config or {},
             )
             outcome = run_queue.follow(instance, run_id, label=campaign)
@@ -139,7 +140,7 @@ def execute_campaign(settings: Settings, campaign: str, selection: Sequence[dg.A
                 instance=instance,
                 tags={**(tags or {}), "dagster/partition": campaign, CLI_TAG: "cli", BRIEF_TAG: brief_sha256},
                 run_config={**QUIET, **(run_config or {})},
-                asset_selection=list(selection),
+                asset_selection=keys,
             )
         if not result.success:
             failures = [failure_line(event.step_key, event.step_failure_data.error)

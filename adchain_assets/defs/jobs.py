@@ -59,6 +59,21 @@ def asset_keys(outputs: Iterable[str]) -> list[dg.AssetKey]:
     return keys
 
 
+def run_assets(instance: dg.DagsterInstance, campaign: str, keys: list[dg.AssetKey]) -> list[dg.AssetKey]:
+    """The assets a run of ``campaign`` selects (``keys``, from ``asset_keys``), with the ``subjects`` step as well
+    when it has never run for the campaign: every image lists it upstream, so until it has a materialization (in
+    ``chain`` mode one that says there are no sheets) the UI warns on each image's launch that an upstream is
+    missing."""
+    keys = list(keys)
+    sheets_key = dg.AssetKey(SHEETS)
+    if keys and sheets_key not in keys:
+        made = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=sheets_key, asset_partitions=[campaign]), limit=1).records
+        if not made:
+            keys.insert(0, sheets_key)
+    return keys
+
+
 def busy_campaigns(instance: dg.DagsterInstance) -> dict[str, str]:
     """``{campaign: run id}`` of every campaign with a run queued or in progress."""
     runs = instance.get_runs(dg.RunsFilter(statuses=IN_PROGRESS))

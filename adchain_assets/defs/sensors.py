@@ -25,7 +25,7 @@ import dagster as dg
 from adchain_assets.brief.lint import lint_messages
 from adchain_assets.brief.model import BriefError, campaign_id_problem
 from adchain_assets.defs.costs import estimate_tags, run_key
-from adchain_assets.defs.jobs import asset_keys, busy_campaigns
+from adchain_assets.defs.jobs import asset_keys, busy_campaigns, run_assets
 from adchain_assets.defs.partitions import campaigns
 from adchain_assets.defs.resources import (
     CampaignBriefs,
@@ -62,9 +62,11 @@ class Tick:
 
 
 def plan_tick(briefs: CampaignBriefs, storage: Storage, image_model: ImageModel, video_model: VideoModel,
-              busy: dict[str, str]) -> Tick:
-    """What one tick requests, given the campaigns busy with a run. Reads briefs and stored outputs only."""
+              instance: dg.DagsterInstance) -> Tick:
+    """What one tick requests. Reads briefs and stored outputs, and from the instance only the runs in progress and
+    whether a campaign's ``subjects`` step has run (``run_assets``)."""
     tick = Tick()
+    busy = busy_campaigns(instance)
     for path in brief_files(briefs):
         campaign = path.stem
         problem = campaign_id_problem(campaign)
@@ -106,7 +108,7 @@ def plan_tick(briefs: CampaignBriefs, storage: Storage, image_model: ImageModel,
         tick.runs.append(dg.RunRequest(
             run_key=run_key(plan, budget),
             partition_key=campaign,
-            asset_selection=asset_keys(plan.outputs),
+            asset_selection=run_assets(instance, campaign, asset_keys(plan.outputs)),
             tags={BRIEF_TAG: sha, **estimate_tags(storage, plan)},
         ))
     return tick
@@ -122,7 +124,7 @@ def build_brief_sensor(job) -> dg.SensorDefinition:
     )
     def brief_sensor(context: dg.SensorEvaluationContext, briefs: CampaignBriefs, storage: Storage,
                      image_model: ImageModel, video_model: VideoModel):
-        tick = plan_tick(briefs, storage, image_model, video_model, busy_campaigns(context.instance))
+        tick = plan_tick(briefs, storage, image_model, video_model, context.instance)
         for line in tick.problems:
             context.log.error(line)
         for line in tick.warnings + tick.refused:

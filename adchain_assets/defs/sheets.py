@@ -27,6 +27,7 @@ from adchain_assets.plan.references import SHEETS, sheet_output
 from adchain_assets.plan.requests import Request, build_request, pixel_digest
 from adchain_assets.providers.images.base import GenerationError, ImageRequest
 from adchain_assets.providers.images.preview import PreviewGenerator
+from adchain_assets.store.budget import budgeted
 from adchain_assets.store.files import sha256
 from adchain_assets.store.ledger import CallMeter
 from adchain_assets.vision.scores import score_sheet, summary
@@ -82,6 +83,7 @@ def build_sheets_asset(retry_policy: dg.RetryPolicy) -> dg.AssetsDefinition:
                              allow_retries=False)
         maker = image_model.maker()
         ledger = storage.ledger
+        budget = briefs.budget_of(loaded)
         generator = None
         made, kept, refused, scores = [], [], [], []
         for subject in brief.subjects:
@@ -101,13 +103,13 @@ def build_sheets_asset(retry_policy: dg.RetryPolicy) -> dg.AssetsDefinition:
                 record = sheet_provenance(loaded, subject.id, png, request, backend="user", model="user", prompt="",
                                           source={"path": subject.photo, "sha256": sha256(raw)})
             else:
-                refusal = held_call(ledger, campaign, name, request)
+                refusal = held_call(ledger, campaign, name, request, budget)
                 if refusal is not None:
                     refused.append(f"{name}: held: this exact request was refused ({refusal.outcome})")
                     continue
                 if generator is None:
                     try:
-                        generator = image_model.generator()
+                        generator = budgeted(image_model.generator(), budget)  # no paid call past the budget
                     except ValueError as error:  # a backend that cannot start, e.g. no API key
                         raise dg.Failure(description=f"{SHEETS}: {error}", allow_retries=False) from error
                 prompt = compose_sheet_prompt(brief, subject)

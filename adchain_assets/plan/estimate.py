@@ -31,9 +31,9 @@ from typing import Callable, Mapping, Optional, Sequence
 from adchain_assets.brief.model import LoadedBrief
 from adchain_assets.plan.calls import OK, Call, spend_of
 from adchain_assets.plan.catalogue import clip_seconds, model_entry, nominal_usage, price
-from adchain_assets.plan.plan import Plan, Stored, _take
-from adchain_assets.plan.prompts import compose_prompt
-from adchain_assets.plan.references import Slot, shown_references
+from adchain_assets.plan.plan import Plan, Stored, take_of
+from adchain_assets.plan.prompts import compose_prompt, compose_sheet_prompt
+from adchain_assets.plan.references import Slot
 from adchain_assets.plan.requests import (
     AD,
     REPORT,
@@ -43,9 +43,11 @@ from adchain_assets.plan.requests import (
     Request,
     build_request,
     kind_of,
-    output_names,
+    outputs_of,
     parents_of,
     scene_of,
+    shown_to,
+    subject_of,
 )
 
 RECENT_CALLS = 20  # the successful calls of a model, newest first, whose mean usage prices the next ones
@@ -165,22 +167,24 @@ def estimate_plan(plan: Plan, loaded: LoadedBrief, stored: Stored, *, image_make
     observed = observed_usage(stored.calls)
     predicted: dict[str, dict] = {}  # what an outdated output's provenance will say after the run, when known
     outputs: dict[str, OutputEstimate] = {}
-    for name in output_names(len(brief.scenes)):
+    for name in outputs_of(brief):
         if name not in outdated:
             continue
         kind = kind_of(name)
-        if kind in (STORYBOARD, AD, REPORT) or (name == "reference/scene_1" and brief.reference_image):
+        user_made = (name == "reference/scene_1" and brief.reference_image) or (
+            kind == "sheet" and brief.subject(subject_of(name)).photo)
+        if kind in (STORYBOARD, AD, REPORT) or user_made:
             outputs[name] = OutputEstimate(0.0, NO_CALL)
             continue
-        maker = image_maker if kind == "image" else video_maker
-        take = _take(name, stored.records.get(name), stored.pending_takes)
+        maker = video_maker if kind == "clip" else image_maker
+        take = take_of(name, stored.records.get(name), stored.pending_takes)
         request = plan.requests.get(name) or _request_after(name, loaded, stored, outdated, predicted,
                                                              image_maker, video_maker, take)
         keys = request.call_keys if request is not None else []
         hits = [cached(key) for key in keys]
         if keys and all(hit is not None for hit in hits):
             outputs[name] = OutputEstimate(0.0, CACHED, model=maker.model)
-            if len(hits) == 1 and (kind != "image" or hits[0].get("pixels_sha256")):
+            if len(hits) == 1 and (kind == "clip" or hits[0].get("pixels_sha256")):
                 predicted[name] = {"sha256": hits[0].get("sha256"), "pixels_sha256": hits[0].get("pixels_sha256"),
                                    "take": take}
             continue
@@ -189,7 +193,7 @@ def estimate_plan(plan: Plan, loaded: LoadedBrief, stored: Stored, *, image_make
         if maker.backend in OFFLINE_BACKENDS:
             outputs[name] = OutputEstimate(0.0, OFFLINE, model=maker.model)
             continue
-        one = _image_call(name, loaded, request, maker, observed) if kind == "image" else _clip_call(name, loaded, maker)
+        one = _clip_call(name, loaded, maker) if kind == "clip" else _image_call(name, loaded, request, maker, observed)
         outputs[name] = OutputEstimate(None if one.usd is None else round(one.usd * calls, 8), one.basis, calls,
                                        maker.model)
     return Estimate(outputs, spend_of(stored.calls).spend_usd, budget_usd)
@@ -199,7 +203,7 @@ def _request_after(name: str, loaded: LoadedBrief, stored: Stored, outdated: Map
                    predicted: Mapping[str, dict], image_maker: Maker, video_maker: Maker, take: int) -> Optional[Request]:
     """The request ``name`` will have once its out-of-date parents are made, if the cache tells what they will be."""
     parents = {}
-    for parent in parents_of(name, loaded):
+    for parent in parents_of(name, loaded, image_maker):
         record = predicted.get(parent) if parent in outdated else stored.records.get(parent)
         if record is None:
             return None
@@ -216,10 +220,17 @@ def _image_call(name: str, loaded: LoadedBrief, request: Optional[Request], make
         usd = price(model, usage)
         if usd is not None:
             return OutputEstimate(usd, f"observed (mean of {count} call{'s' if count != 1 else ''})", 1, model)
-    slot = Slot.parse(name)
-    shown = shown_references(slot, loaded.brief.reference_mode)
-    prompt = str(request.candidates[0]["prompt"]) if request is not None else compose_prompt(loaded.brief, slot, shown).text
-    usage = nominal_usage(model, prompt_chars=len(prompt), reference_images=len(shown))
+    brief = loaded.brief
+    if kind_of(name) == "sheet":
+        shown_count = 0
+        composed = compose_sheet_prompt(brief, brief.subject(subject_of(name)))
+    else:
+        slot = Slot.parse(name)
+        images, sheets = shown_to(loaded, slot, maker)
+        shown_count = len(images) + len(sheets)
+        composed = compose_prompt(brief, slot, images, sheets)
+    prompt = str(request.candidates[0]["prompt"]) if request is not None else composed.text
+    usage = nominal_usage(model, prompt_chars=len(prompt), reference_images=shown_count)
     usd = price(model, usage) if usage is not None else None
     return _unknown(model) if usd is None else OutputEstimate(usd, NOMINAL, 1, model)
 
