@@ -69,17 +69,23 @@ def run_plan(opened: Campaign, *, out=sys.stdout) -> int:
 
     from adchain_assets.cli.runs import execute_campaign, register
     from adchain_assets.defs.jobs import asset_keys
+    from adchain_assets.plan.review import APPROVED
 
     campaign, plan = opened.loaded.campaign, opened.plan
-    for name, reason in plan.held:
+    failed = [(name, reason) for name, reason in plan.held if not reason.startswith(APPROVED)]
+    for name, reason in failed:
         print(f"{campaign}: {name} held ({reason}); change its text or ask for a new take", file=sys.stderr)
+    for name, reason in plan.held:
+        if reason.startswith(APPROVED) and reason != APPROVED:  # what an approval holds back
+            print(f"{campaign}: {name} kept as approved ({reason}); `adchain unapprove` lets it be made again",
+                  file=sys.stderr)
     if not plan.outdated:
         register(dg.DagsterInstance.get(), campaign)  # a partition even when nothing is left to make
         print(f"{campaign}: up to date, nothing to make", file=out)
-        return EXIT_FAILED if plan.held else EXIT_OK
+        return EXIT_FAILED if failed else EXIT_OK
     sha = opened.resources["briefs"].pin(opened.loaded)
     code = execute_campaign(opened.settings, campaign, asset_keys(plan.outputs), brief_sha256=sha, out=out)
-    return EXIT_FAILED if plan.held and code == EXIT_OK else code
+    return EXIT_FAILED if failed and code == EXIT_OK else code
 
 
 def run_campaign(campaign: str, *, out=sys.stdout) -> int:
@@ -140,8 +146,10 @@ def cmd_materialize(args) -> int:
 
 
 def cmd_regenerate(args) -> int:
-    """A new take of one image, then whatever the plan calls out of date below it."""
+    """A new take of one image (with ``--note``: the model's edit of the current take), then whatever the plan
+    calls out of date below it."""
     from adchain_assets.brief.model import BriefError
+    from adchain_assets.cli.review import approval_problem, regenerate_directed
     from adchain_assets.cli.runs import execute_campaign
     from adchain_assets.defs.images import USER_IMAGE_IS_FIXED, new_take_config
     from adchain_assets.defs.jobs import asset_keys
@@ -160,6 +168,12 @@ def cmd_regenerate(args) -> int:
     if slot == Slot("reference", 1) and opened.loaded.brief.reference_image:
         print(f"{args.campaign}: {slot} {USER_IMAGE_IS_FIXED}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    approved = approval_problem(opened, slot.key)
+    if approved:
+        print(approved, file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if args.note is not None or args.clear_notes:
+        return regenerate_directed(opened, slot.key, args.note, args.clear_notes)
     sha = opened.resources["briefs"].pin(opened.loaded)
     code = execute_campaign(opened.settings, args.campaign, asset_keys([slot.key]), brief_sha256=sha,
                             run_config=new_take_config(slot))
@@ -214,6 +228,7 @@ def cmd_status(args) -> int:
     from adchain_assets.settings import Settings
     from adchain_assets.store.files import CampaignFiles
     from adchain_assets.store.ledger import Ledger
+    from adchain_assets.store.review import ReviewStore
 
     campaign = args.campaign
     problem = campaign_id_problem(campaign)
@@ -235,16 +250,20 @@ def cmd_status(args) -> int:
         brief_note = str(error)
     outputs = {}
     records = files.read_provenances(campaign, names)
+    approvals = ReviewStore(settings.storage_url).read(campaign).approvals
     for name in names:
         record = records[name]
+        approval = approvals.get(name)
+        signed = {"approved": approval is not None,
+                  **({"approved_by": approval.by, "approved_at": approval.at} if approval else {})}
         if record is None:
             outputs[name] = {"state": "failed" if name in failed else "missing",
-                             **({"reason": failed[name]} if name in failed else {})}
+                             **({"reason": failed[name]} if name in failed else {}), **signed}
             continue
         outputs[name] = {
             "state": "made", "take": int(record.get("take", 0)), "sha256": record.get("sha256"),
             "brief_sha256": record.get("brief_sha256"), "cache_hit": bool(record.get("cache_hit", False)),
-            "backend": record.get("backend"),
+            "backend": record.get("backend"), "note": record.get("note"), **signed,
         }
     if args.json:
         print(json.dumps({
@@ -259,8 +278,9 @@ def cmd_status(args) -> int:
         if info["state"] != "made":
             print(f"{name:<20}{info['state']:<9}{'-':>5}  {info.get('reason', '')}")
             continue
+        signed = f"  approved by {info['approved_by']}" if info["approved"] else ""
         print(f"{name:<20}{'made':<9}{info['take']:>5}  {str(info['backend'] or '-'):<9}"
-              f"{'yes' if info['cache_hit'] else 'no':<6}  {str(info['sha256'])[:12]}")
+              f"{'yes' if info['cache_hit'] else 'no':<6}  {str(info['sha256'])[:12]}{signed}")
     instance = dg.DagsterInstance.get()
     runs = instance.get_runs(dg.RunsFilter(tags={"dagster/partition": campaign}), limit=1)
     if runs and runs[0].status == dg.DagsterRunStatus.FAILURE:
@@ -277,6 +297,7 @@ def cmd_status(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from adchain_assets.cli.draft import add_parser as add_draft_parser
+    from adchain_assets.cli.review import add_parsers as add_review_parsers
 
     parser = argparse.ArgumentParser(prog="adchain", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -300,7 +321,13 @@ def build_parser() -> argparse.ArgumentParser:
     regenerate.add_argument("campaign")
     regenerate.add_argument("--scene", type=int, required=True, metavar="K")
     regenerate.add_argument("--chain", choices=("reference", "start", "end"), default="reference")
+    regenerate.add_argument("--note", metavar="TEXT",
+                            help="a director's note: the new take is the model's edit of the current take, changing"
+                            " what the note says; the note stays with the image as direction")
+    regenerate.add_argument("--clear-notes", action="store_true",
+                            help="drop the image's notes (then make what the plan says; with --note: before it)")
     regenerate.set_defaults(handler=cmd_regenerate)
+    add_review_parsers(commands)
     demo = commands.add_parser("demo", help="materialize every sample brief offline")
     demo.set_defaults(handler=cmd_demo)
     doctor = commands.add_parser("doctor", help="check the set-up (key, endpoint, models, prices, folders); exit 1 on a failed check")

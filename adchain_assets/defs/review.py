@@ -39,13 +39,15 @@ def build_storyboard_asset(max_scenes: int) -> dg.AssetsDefinition:
         loaded = pinned(context, briefs, STORYBOARD)
         brief = loaded.brief
         stored = load_parents(files, campaign, STORYBOARD, loaded, required=False)  # a missing cell is drawn empty
-        request = build_request(STORYBOARD, loaded, as_parents(stored))
+        approved = set(storage.review.read(campaign).approvals)
+        request = build_request(STORYBOARD, loaded, as_parents(stored), approved=approved)
         rows = [
             {chain: stored.get(Slot(chain, k).key) for chain in CHAINS}
             for k in range(1, len(brief.scenes) + 1)
         ]
         png, reused = storage.cache.remember(
-            request.fingerprint, "storyboard.png", lambda: render_storyboard(brief.title, brief.aspect_ratio, rows)
+            request.fingerprint, "storyboard.png",
+            lambda: render_storyboard(brief.title, brief.aspect_ratio, rows, approved=approved),
         )
         provenance = {
             "campaign": campaign, "asset": STORYBOARD, "cache_hit": reused,
@@ -82,8 +84,10 @@ def build_report_asset(max_scenes: int) -> dg.AssetsDefinition:
         stored = files.read_provenances(campaign, parents_of(REPORT, loaded))
         stored = {name: record for name, record in stored.items() if record is not None}
         spend = storage.ledger.spend(campaign)
-        request = build_request(REPORT, loaded, {n: Parent(n, r) for n, r in stored.items()}, spend_usd=spend.spend_usd)
-        table = report_rows(stored)
+        approved = set(storage.review.read(campaign).approvals)
+        request = build_request(REPORT, loaded, {n: Parent(n, r) for n, r in stored.items()}, spend_usd=spend.spend_usd,
+                                approved=approved)
+        table = report_rows(stored, approved)
         provenance = {
             "campaign": campaign, "asset": REPORT, "spend_usd": spend.spend_usd, "paid_calls": spend.paid_calls,
             "unpriced_calls": spend.unpriced_calls,

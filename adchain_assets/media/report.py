@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Collection, Mapping
 
 import pandas as pd
 
 
-def report_rows(images: dict[str, Mapping[str, Any]]) -> pd.DataFrame:
+def report_rows(images: dict[str, Mapping[str, Any]], approved: Collection[str] = ()) -> pd.DataFrame:
     """One row per output (``{"reference/scene_1": provenance, ...}``): what it cost and, for an image, how
-    consistent it is."""
+    consistent it is, the director's notes it was made under, the take it edited and whether it is approved."""
     rows = []
     for key, record in images.items():
         row = {
@@ -20,6 +20,9 @@ def report_rows(images: dict[str, Mapping[str, Any]]) -> pd.DataFrame:
             "cost_usd": record["cost_usd"],
             "latency_s": record["latency_s"],
             "cache_hit": record["cache_hit"],
+            "approved": key in approved,
+            "note": record.get("note"),
+            "edited_from": record.get("edited_from"),
         }
         checks = record.get("consistency", {})
         for subject, score in checks.items():

@@ -5,7 +5,10 @@ changed"); otherwise its request is built from the brief and the stored parents 
 compared with the ``request_sha256`` its stored provenance records: no file is "missing", another fingerprint is
 "changed request", and a request whose last call failed says so ("last attempt failed: HTTP_503"). A request the
 model refused for a final reason (a safety block, in the ledger) is *held*, not out of date: it is not asked
-again until its request changes or a new take is asked for, and what needs it waits with it.
+again until its request changes or a new take is asked for, and what needs it waits with it. An approved output
+is held too, whatever its request now says ("approved; request changed: ..." tells what the approval holds back),
+and what follows it is planned from its approved bytes. An image's request carries the director's notes in force
+on it (:func:`adchain_assets.plan.review.current_request`).
 
 Nothing here remembers what an earlier tick asked for: after any sequence of edits, reverts, failed, cancelled
 or killed runs, the plan of the stored outputs and the current brief is the work left. The sensor, ``adchain
@@ -25,12 +28,12 @@ from adchain_assets.plan.requests import (
     STORYBOARD,
     Maker,
     Parent,
-    build_request,
     fingerprint,
     kind_of,
     output_names,
     parents_of,
 )
+from adchain_assets.plan.review import Approval, approved_reason, current_request
 
 MISSING, CHANGED, PARENT_CHANGED, FAILED = "missing", "changed request", "parent changed", "last attempt failed"
 TOLERANT = (STORYBOARD, REPORT)  # made from whatever exists: a held image is an empty cell, not a reason to wait
@@ -66,11 +69,14 @@ class Plan:
 @dataclass(frozen=True)
 class Stored:
     """What is stored of one campaign, as the plan needs it: the provenance of each made output (None: not made),
-    the take a cut-short write's JSON names for an image whose PNG is missing, and every ledger call."""
+    the take a cut-short write's JSON names for an image whose PNG is missing, every ledger call, the director's
+    notes in force on each output and the approvals."""
 
     records: Mapping[str, Optional[dict]]
     calls: Sequence[Call] = ()
     pending_takes: Mapping[str, int] = field(default_factory=dict)
+    notes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    approvals: Mapping[str, Approval] = field(default_factory=dict)
 
 
 def plan_campaign(loaded: LoadedBrief, stored: Stored, *, image_maker: Maker, video_maker: Maker) -> Plan:
@@ -89,33 +95,46 @@ def plan_campaign(loaded: LoadedBrief, stored: Stored, *, image_maker: Maker, vi
         if record is not None:
             plan.fingerprints[name] = str(record.get("request_sha256", ""))
         if waiting:
-            state[name] = "outdated"
-            plan.outdated.append((name, f"{PARENT_CHANGED}: {waiting[0]}"))
+            _settle(plan, state, stored, name, "outdated", f"{PARENT_CHANGED}: {waiting[0]}")
             continue
         if held_parents and name not in TOLERANT:
-            state[name] = "held"
-            plan.held.append((name, f"waits for held {held_parents[0]}"))
+            _settle(plan, state, stored, name, "held", f"waits for held {held_parents[0]}")
             continue
         take = _take(name, record, stored.pending_takes)
-        request = build_request(
+        request = current_request(
             name, loaded, {p: Parent(p, records[p]) for p in parents if records.get(p) is not None},
+            record=record, notes=stored.notes.get(name, ()), approved=stored.approvals.keys(),
             image_maker=image_maker, video_maker=video_maker, take=take, spend_usd=spend,
         )
         if record is not None and record.get("request_sha256") == request.fingerprint:
-            state[name] = "ok"
+            _settle(plan, state, stored, name, "ok")
             continue
         refused = latest.refusal(name, request.call_keys)
         if refused is not None:
-            state[name] = "held"
-            plan.held.append((name, f"final failure: {refused.outcome}"))
+            _settle(plan, state, stored, name, "held", f"final failure: {refused.outcome}")
             continue
         failed = next((c for c in latest.tried(name, request.call_keys) if c.outcome != OK), None)
-        state[name] = "outdated"
         if failed is not None:
-            plan.outdated.append((name, f"{FAILED}: {failed.outcome}"))
+            _settle(plan, state, stored, name, "outdated", f"{FAILED}: {failed.outcome}")
         else:
-            plan.outdated.append((name, MISSING if record is None else CHANGED))
+            _settle(plan, state, stored, name, "outdated", MISSING if record is None else CHANGED)
     return plan
+
+
+def _settle(plan: Plan, state: dict[str, str], stored: Stored, name: str, status: str, reason: str = "") -> None:
+    """Record the verdict on ``name`` (ok, outdated or held, and why). An approved output is held whatever its
+    request says, and counts as made for what follows it; one whose file is gone holds what follows it too."""
+    if name in stored.approvals:
+        made = stored.records.get(name) is not None
+        state[name] = "ok" if made else "held"
+        plan.held.append((name, approved_reason(status, reason) if made
+                          else "approved, but its file is missing; unapprove it to make it again"))
+        return
+    state[name] = status
+    if status == "outdated":
+        plan.outdated.append((name, reason))
+    elif status == "held":
+        plan.held.append((name, reason))
 
 
 def _take(name: str, record: Optional[dict], pending: Mapping[str, int]) -> int:

@@ -4,6 +4,13 @@ The rule that keeps the same woman in every scene: the text must agree with the 
 subject in the scene is given by its full description, verbatim, every time; and when reference images are
 shown, the prompt says outright that the subjects are the very ones in those images. A prompt uses only its
 own scene's text for its own chain, so editing one scene's text changes only that image's request.
+
+A director's note (``adchain regenerate --note``) adds two things. The notes in force on an image are a section of
+its prompt, so every later request of that image (a new take, a re-make after its text or a parent changed)
+carries them as direction until they are cleared. An edit is the model's edit of the current take: that image is
+attached first, the prompt opens with the change to make and asks to keep everything else (the phrasing of
+Google's image-editing guide), and the other references are numbered after it. Without notes the text is exactly
+what it was before notes existed, so no stored request changes.
 """
 
 from __future__ import annotations
@@ -43,6 +50,8 @@ class ComposedPrompt:
     look: tuple[tuple[str, str], ...]
     continuity: str
     reference_note: str
+    notes: tuple[str, ...] = ()  # the director's notes in force on this image
+    edit: str = ""  # the change an edit makes to the current take (attached first); empty: not an edit
 
     @property
     def purpose(self) -> str:
@@ -50,7 +59,8 @@ class ComposedPrompt:
 
     @property
     def text(self) -> str:
-        return "\n\n".join([f"{self.purpose}: {self.scene_text.strip()}", *self.context_sections()])
+        opening = [edit_instruction(self.slot, self.edit)] if self.edit else []
+        return "\n\n".join([*opening, f"{self.purpose}: {self.scene_text.strip()}", *self.context_sections()])
 
     def context_sections(self) -> list[str]:
         """Everything after the scene text: subjects, look, continuity and the reference note."""
@@ -62,6 +72,9 @@ class ComposedPrompt:
             parts.append("Look: " + "; ".join(f"{label}: {value.strip()}" for label, value in self.look) + ".")
         if self.continuity.strip():
             parts.append(f"Continuity: {self.continuity.strip()}")
+        if self.notes:
+            lines = "\n".join(f"- {note}" for note in self.notes)
+            parts.append(f"Director's notes on this image, to follow:\n{lines}")
         if self.reference_note:
             parts.append(self.reference_note)
         return parts
@@ -72,15 +85,30 @@ def describe_reference(slot: Slot) -> str:
     return f"the {_ROLE[slot.chain]} of scene {slot.scene}"
 
 
-def reference_note(brief: Brief, slot: Slot, references: Sequence[Slot]) -> str:
-    """The instruction that ties the text to the reference images; empty when there are none."""
-    if not references:
+def edit_instruction(slot: Slot, change: str) -> str:
+    """The opening of an edit's prompt: the change to make to the image attached first, keeping the rest."""
+    role = _ROLE[slot.chain]
+    return (
+        f"Edit the first attached image, the current take of this {role}: {change.strip()}. Change only what"
+        " this asks for and keep everything else in that image as it is: the same subjects, framing,"
+        " composition, background, lighting and colours."
+    )
+
+
+def reference_note(brief: Brief, slot: Slot, references: Sequence[Slot], *, edited: bool = False) -> str:
+    """The instruction that ties the text to the reference images; empty when there are none. ``edited``: the
+    current take of this image is attached first (an edit), and the references are numbered after it."""
+    if not references and not edited:
         return ""
+    listed = [f"the current take of this {_ROLE[slot.chain]}, to edit"] if edited else []
+    listed += [describe_reference(r) for r in references]
+    listing = " ".join(f"Image {i}: {what}." for i, what in enumerate(listed, start=1))
+    sentences = [f"Reference images, in the order attached. {listing}"]
+    if not references:
+        return " ".join(sentences)
     plural = len(references) > 1
     images = "the reference images" if plural else "the reference image"
-    listing = " ".join(f"Image {i}: {describe_reference(r)}." for i, r in enumerate(references, start=1))
     shown = {subject for ref in references for subject in brief.scene(ref.scene).subjects}
-    sentences = [f"Reference images, in the order attached. {listing}"]
     for subject_id in brief.scene(slot.scene).subjects:
         subject = brief.subject(subject_id)
         if subject_id in shown:
@@ -100,8 +128,10 @@ def reference_note(brief: Brief, slot: Slot, references: Sequence[Slot]) -> str:
     return " ".join(sentences)
 
 
-def compose_prompt(brief: Brief, slot: Slot, references: Sequence[Slot]) -> ComposedPrompt:
-    """The full prompt of ``slot``, given the reference images the model will be shown."""
+def compose_prompt(brief: Brief, slot: Slot, references: Sequence[Slot], *, notes: Sequence[str] = (),
+                   edit: str = "") -> ComposedPrompt:
+    """The full prompt of ``slot``, given the reference images the model will be shown, the director's ``notes``
+    in force on it and, for an edit of its current take (attached before the references), the change ``edit``."""
     scene = brief.scene(slot.scene)
     return ComposedPrompt(
         slot=slot,
@@ -111,7 +141,9 @@ def compose_prompt(brief: Brief, slot: Slot, references: Sequence[Slot]) -> Comp
         ),
         look=tuple(brief.look.markers()),
         continuity=scene.continuity,
-        reference_note=reference_note(brief, slot, references),
+        reference_note=reference_note(brief, slot, references, edited=bool(edit)),
+        notes=tuple(notes),
+        edit=edit,
     )
 
 

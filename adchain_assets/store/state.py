@@ -1,5 +1,6 @@
-"""What the plan reads of a campaign: the provenance of every output, the takes of cut-short writes and the
-ledger, in one listing and one batch of reads for the outputs plus one for the ledger."""
+"""What the plan reads of a campaign: the provenance of every output, the takes of cut-short writes, the ledger
+and the review records (notes, approvals), in one listing and one batch of reads for the outputs plus one each
+for the ledger and the review records."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from adchain_assets.plan.references import Slot
 from adchain_assets.plan.requests import kind_of, output_names
 from adchain_assets.store.files import CampaignFiles
 from adchain_assets.store.ledger import Ledger
+from adchain_assets.store.review import ReviewStore
 
 
 def read_state(files: CampaignFiles, ledger: Ledger, loaded: LoadedBrief) -> Stored:
@@ -19,4 +21,6 @@ def read_state(files: CampaignFiles, ledger: Ledger, loaded: LoadedBrief) -> Sto
         name: files.current_take(campaign, Slot.parse(name))
         for name in names if records[name] is None and kind_of(name) == "image"
     }
-    return Stored(records=records, calls=ledger.calls(campaign), pending_takes=pending)
+    review = ReviewStore(files.base_path).read(campaign)
+    return Stored(records=records, calls=ledger.calls(campaign), pending_takes=pending, notes=review.notes,
+                  approvals=review.approvals)
