@@ -69,14 +69,15 @@ def run_plan(opened: Campaign, *, out=sys.stdout) -> int:
 
     from adchain_assets.cli.runs import execute_campaign, register
     from adchain_assets.defs.jobs import asset_keys
-    from adchain_assets.plan.review import APPROVED
+    from adchain_assets.plan.review import APPROVED, APPROVED_BUT_MISSING
 
     campaign, plan = opened.loaded.campaign, opened.plan
-    failed = [(name, reason) for name, reason in plan.held if not reason.startswith(APPROVED)]
+    failed = [(name, reason) for name, reason in plan.held
+              if not reason.startswith(APPROVED) or reason == APPROVED_BUT_MISSING]
     for name, reason in failed:
         print(f"{campaign}: {name} held ({reason}); change its text or ask for a new take", file=sys.stderr)
     for name, reason in plan.held:
-        if reason.startswith(APPROVED) and reason != APPROVED:  # what an approval holds back
+        if reason.startswith(f"{APPROVED};"):  # what an approval holds back
             print(f"{campaign}: {name} kept as approved ({reason}); `adchain unapprove` lets it be made again",
                   file=sys.stderr)
     if not plan.outdated:

@@ -33,7 +33,7 @@ from adchain_assets.plan.requests import (
     output_names,
     parents_of,
 )
-from adchain_assets.plan.review import Approval, approved_reason, current_request
+from adchain_assets.plan.review import APPROVED_BUT_MISSING, Approval, approved_reason, current_request
 
 MISSING, CHANGED, PARENT_CHANGED, FAILED = "missing", "changed request", "parent changed", "last attempt failed"
 TOLERANT = (STORYBOARD, REPORT)  # made from whatever exists: a held image is an empty cell, not a reason to wait
@@ -127,8 +127,7 @@ def _settle(plan: Plan, state: dict[str, str], stored: Stored, name: str, status
     if name in stored.approvals:
         made = stored.records.get(name) is not None
         state[name] = "ok" if made else "held"
-        plan.held.append((name, approved_reason(status, reason) if made
-                          else "approved, but its file is missing; unapprove it to make it again"))
+        plan.held.append((name, approved_reason(status, reason) if made else APPROVED_BUT_MISSING))
         return
     state[name] = status
     if status == "outdated":

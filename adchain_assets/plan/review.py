@@ -32,6 +32,7 @@ from adchain_assets.plan.requests import (
 )
 
 APPROVED = "approved"
+APPROVED_BUT_MISSING = "approved, but its file is missing; unapprove it to make it again"
 REVIEW_DOCUMENTS = (STORYBOARD, REPORT)
 
 
