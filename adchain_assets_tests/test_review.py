@@ -353,3 +353,51 @@ def test_review_commands(cli_env, data_dir, fake_gemini):
     assert adchain(env, "materialize", CAMPAIGN).returncode == 0
     assert "reference/scene_2" in called(fake_gemini)
     assert files.read_output(CAMPAIGN, SCENE_2).data != take_0.data
+
+
+def test_the_storyboard_and_the_report_show_sign_off_and_notes():
+    import io
+
+    from PIL import Image
+
+    from adchain_assets.media.report import report_rows
+    from adchain_assets.media.storyboard import APPROVED_INK, CELL_WIDTH, MARGIN, render_storyboard
+
+    def cell(note=None):
+        buffer = io.BytesIO()
+        Image.new("RGB", (90, 160), (200, 200, 200)).save(buffer, "PNG")
+        record = {"take": 1, "backend": "gemini", "model": "m", "note": note, "consistency": {}}
+        return type("Cell", (), {"data": buffer.getvalue(), "provenance": record})()
+
+    rows = [{"reference": cell(), "start": cell(), "end": cell()}]
+    plain = render_storyboard("t", "9:16", rows)
+    assert render_storyboard("t", "9:16", rows, approved=()) == plain  # nothing to mark: the sheet as before
+    marked = Image.open(io.BytesIO(render_storyboard("t", "9:16", rows, approved={"start/scene_1"})))
+    frame_x = MARGIN + CELL_WIDTH + MARGIN - 2  # just left of the start frame's cell
+    assert marked.getpixel((frame_x, 120)) == APPROVED_INK
+    assert marked.getpixel((MARGIN - 2, 120)) != APPROVED_INK  # reference/scene_1 is not approved
+    noted = render_storyboard("t", "9:16", [{"reference": cell(NOTE), "start": cell(), "end": cell()}])
+    assert noted != plain
+    table = report_rows({SCENE_2: {"take": 1, "backend": "gemini", "model": "m", "cost_usd": 0.04, "latency_s": 1.0,
+                                   "cache_hit": False, "note": NOTE, "edited_from": "abc"}}, approved={SCENE_2})
+    assert table.loc[0, ["approved", "note", "edited_from"]].tolist() == [True, NOTE, "abc"]
+
+
+def test_review_records_keep_their_history_and_are_read_in_one_batch(tmp_path):
+    store = ReviewStore(str(tmp_path))
+    assert store.add_note(CAMPAIGN, SCENE_2, NOTE) == (NOTE,)
+    assert store.add_note(CAMPAIGN, SCENE_2, NOTE) == (NOTE,)  # a retried step adds it once
+    assert store.add_note(CAMPAIGN, SCENE_2, "warmer light") == (NOTE, "warmer light")
+    assert store.clear_notes(CAMPAIGN, SCENE_2) == (NOTE, "warmer light")
+    assert store.set_notes(CAMPAIGN, "subjects/woman", ("calmer",), "picked take 2") == ("calmer",)  # any name
+    store.approve(CAMPAIGN, "ad", by="client", sha256="f" * 64, take=None)
+    store.approve(CAMPAIGN, SCENE_2, by="client", sha256="a" * 64, take=1)
+    assert store.unapprove(CAMPAIGN, SCENE_2, by="me").by == "client"
+    assert store.unapprove(CAMPAIGN, SCENE_2, by="me") is None  # was not approved
+    review = store.read(CAMPAIGN)
+    assert review.notes == {"subjects/woman": ("calmer",)} and set(review.approvals) == {"ad"}
+    folder = tmp_path / "campaigns" / CAMPAIGN / "review"
+    notes = json.loads((folder / "notes" / "reference" / "scene_2.json").read_text())
+    assert [sorted(event) for event in notes["history"]] == [["added", "at"], ["added", "at"], ["at", "cleared"]]
+    approval = json.loads((folder / "approvals" / "reference" / "scene_2.json").read_text())
+    assert approval["approved"] is False and [e["approved"] for e in approval["history"]] == [True, False]
