@@ -12,6 +12,7 @@ import re
 from dataclasses import replace
 
 import pytest
+from upath import UPath
 
 from adchain_assets.brief.model import load_brief
 from adchain_assets.cli.main import main
@@ -383,8 +384,11 @@ def test_the_storyboard_and_the_report_show_sign_off_and_notes():
     assert table.loc[0, ["approved", "note", "edited_from"]].tolist() == [True, NOTE, "abc"]
 
 
-def test_review_records_keep_their_history_and_are_read_in_one_batch(tmp_path):
-    store = ReviewStore(str(tmp_path))
+@pytest.mark.parametrize("where", ["local", "memory"])
+def test_review_records_keep_their_history_and_are_read_in_one_batch(tmp_path, where):
+    """On a folder and on a non-local file system (fsspec's memory://, the object-store code path)."""
+    base = str(tmp_path) if where == "local" else f"memory://adchain-review-{tmp_path.name}"
+    store = ReviewStore(base)
     assert store.add_note(CAMPAIGN, SCENE_2, NOTE) == (NOTE,)
     assert store.add_note(CAMPAIGN, SCENE_2, NOTE) == (NOTE,)  # a retried step adds it once
     assert store.add_note(CAMPAIGN, SCENE_2, "warmer light") == (NOTE, "warmer light")
@@ -396,8 +400,33 @@ def test_review_records_keep_their_history_and_are_read_in_one_batch(tmp_path):
     assert store.unapprove(CAMPAIGN, SCENE_2, by="me") is None  # was not approved
     review = store.read(CAMPAIGN)
     assert review.notes == {"subjects/woman": ("calmer",)} and set(review.approvals) == {"ad"}
-    folder = tmp_path / "campaigns" / CAMPAIGN / "review"
+    folder = UPath(base) / "campaigns" / CAMPAIGN / "review"
     notes = json.loads((folder / "notes" / "reference" / "scene_2.json").read_text())
     assert [sorted(event) for event in notes["history"]] == [["added", "at"], ["added", "at"], ["at", "cleared"]]
     approval = json.loads((folder / "approvals" / "reference" / "scene_2.json").read_text())
     assert approval["approved"] is False and [e["approved"] for e in approval["history"]] == [True, False]
+
+
+@pytest.mark.parametrize("where", ["local", "memory"])
+def test_every_take_is_kept_once_and_read_back_exactly(tmp_path, where):
+    from adchain_assets.plan.review import takes_listing
+    from adchain_assets.store.files import StoredOutput, sha256
+    from adchain_assets.store.takes import TakeHistory
+
+    base = str(tmp_path) if where == "local" else f"memory://adchain-takes-{tmp_path.name}"
+    takes = TakeHistory(CampaignFiles(base))
+
+    def picture(data: bytes, take: int, note=None) -> StoredOutput:
+        return StoredOutput(data, {"sha256": sha256(data), "bytes": len(data), "take": take, "note": note,
+                                   "created_at": "2025-01-01T00:00:00+00:00", "request_sha256": f"r{take}"})
+
+    for image in (picture(b"zero", 0), picture(b"one", 1, NOTE), picture(b"one again", 1), picture(b"zero", 0)):
+        takes.keep(CAMPAIGN, SCENE_2, image)
+    kept = takes.records(CAMPAIGN, SCENE_2)
+    assert [(r["take"], r["sha256"]) for r in kept] == [(0, sha256(b"zero")), (1, sha256(b"one")),
+                                                       (1, sha256(b"one again"))]  # "zero" kept once
+    assert takes.read(CAMPAIGN, SCENE_2, 1, sha256(b"one")).data == b"one"
+    assert takes.read(CAMPAIGN, SCENE_2, 2, sha256(b"one")) is None
+    listing = takes_listing(SCENE_2, kept, picture(b"one again", 1).provenance)
+    assert listing["current"] == 1 and [t["current"] for t in listing["takes"]] == [False, False, True]
+    assert [t["note"] for t in listing["takes"]] == [None, NOTE, None]
