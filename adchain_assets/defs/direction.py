@@ -22,7 +22,6 @@ import dagster as dg
 from adchain_assets.brief.model import LoadedBrief
 from adchain_assets.defs.resources import Storage
 from adchain_assets.defs.steps import now
-from adchain_assets.plan.references import Slot
 from adchain_assets.plan.requests import Direction, Maker, Parent, build_request
 from adchain_assets.plan.review import Approval, edit_direction, image_direction, recorded_notes
 from adchain_assets.store.files import StoredOutput
@@ -135,10 +134,11 @@ class Directed:
             review.set_notes(campaign, output, self.notes_after, self.why)
 
 
-def directed_take(context: dg.AssetExecutionContext, storage: Storage, loaded: LoadedBrief, slot: Slot, config,
+def directed_take(context: dg.AssetExecutionContext, storage: Storage, loaded: LoadedBrief, output: str, config,
                   parents: Mapping[str, Parent], maker: Maker) -> Directed:
-    """Which take the step makes, with which direction (see the module docstring)."""
-    campaign, output = loaded.campaign, slot.key
+    """Which take the step of ``output`` (an image, a subject's sheet) makes, with which direction (see the module
+    docstring)."""
+    campaign = loaded.campaign
     files, takes = storage.files, storage.takes
     if config.note:
         source = files.read_output(campaign, output)
@@ -153,7 +153,7 @@ def directed_take(context: dg.AssetExecutionContext, storage: Storage, loaded: L
         context.log.info(f"{output}: editing take {direction.edit.take} ({source.sha256[:12]}): {note}")
         return Directed(int(source.provenance.get("take", 0)) + 1, direction, source.data, notes_after=notes)
     if config.pick_take is not None:
-        return _picked(context, storage, loaded, slot, int(config.pick_take), parents, maker)
+        return _picked(context, storage, loaded, output, int(config.pick_take), parents, maker)
     record = files.read_record(campaign, output)
     take = (int(record.get("take", 0)) if record else 0) + (1 if config.new_take else 0)
     notes = storage.review.notes(campaign, output)
@@ -167,9 +167,9 @@ def directed_take(context: dg.AssetExecutionContext, storage: Storage, loaded: L
     return Directed(take, direction, source.data)
 
 
-def _picked(context: dg.AssetExecutionContext, storage: Storage, loaded: LoadedBrief, slot: Slot, take: int,
+def _picked(context: dg.AssetExecutionContext, storage: Storage, loaded: LoadedBrief, output: str, take: int,
             parents: Mapping[str, Parent], maker: Maker) -> Directed:
-    campaign, output = loaded.campaign, slot.key
+    campaign = loaded.campaign
     kept = storage.takes.records(campaign, output)
     current = storage.files.read_output(campaign, output)
     if current is not None and not any(r.get("sha256") == current.sha256 for r in kept):
