@@ -19,6 +19,7 @@ from adchain_assets.cli.main import main
 from adchain_assets.defs.images import image_run_config
 from adchain_assets.defs.jobs import asset_keys
 from adchain_assets.defs.resources import build_resources, current_plan
+from adchain_assets.defs.sheets import sheet_run_config
 from adchain_assets.plan.plan import Stored, plan_campaign
 from adchain_assets.plan.references import Slot
 from adchain_assets.plan.requests import Direction, Edit, Maker, Parent, build_request, output_names, parents_of
@@ -166,9 +167,9 @@ def plan_now(data_dir):
     return current_plan(loaded, resources["storage"], resources["image_model"], resources["video_model"])
 
 
-def run(data_dir, instance, outputs, run_config=None):
+def run(data_dir, instance, outputs, run_config=None, scenes=SCENES):
     result = run_campaign(data_dir, instance, CAMPAIGN, selection=asset_keys(outputs), run_config=run_config,
-                          image_backend="gemini", max_scenes=SCENES)
+                          image_backend="gemini", max_scenes=scenes)
     assert result.success, [e.step_failure_data.error.message for e in result.all_events if e.is_step_failure]
 
 
@@ -188,6 +189,9 @@ def called(server) -> list[str]:
     names = []
     for request in server.requests:
         text = request.prompt_text.split("\n\n")[1 if request.prompt_text.startswith("Edit") else 0]
+        if text.startswith(("Character reference sheet", "Product packshot")):  # "...: <subject id>: A ..."
+            names.append(f"subjects/{text.split(': ')[1]}")
+            continue
         chain = {"Reference image": "reference", "First frame": "start", "Last frame": "end"}
         kind = next(c for opening, c in chain.items() if text.startswith(opening))
         names.append(f"{kind}/scene_{text.split('scene ')[1].split(' ')[0]}")
@@ -285,6 +289,57 @@ def test_note_takes_pick_and_sign_off(env, instance, fake_gemini, capsys):
     assert plan_now(data_dir).outdated[0] == (SCENE_2, "changed request")
     assert make_the_plan(data_dir, instance, server) == [SCENE_2, "reference/scene_3"]
     assert png.read_bytes() != before[0]
+
+
+def test_a_subject_sheet_takes_a_note_is_picked_back_and_signed_off(env, instance, fake_gemini, capsys, monkeypatch):
+    """The same review on a subject's sheet (reference_mode: sheets), the campaign cut to scene 1 (the bottle)."""
+    data_dir, server = env, fake_gemini
+    brief = data_dir / "briefs" / f"{CAMPAIGN}.yaml"
+    text = brief.read_text().replace("reference_mode: chain", "reference_mode: sheets")
+    brief.write_text(text[: text.index("  - subjects: [woman, bottle]")])
+    monkeypatch.setenv("ADCHAIN_MAX_SCENES", "1")
+    files = CampaignFiles(str(data_dir))
+    bottle, images = "subjects/bottle", ["reference/scene_1", "start/scene_1", "end/scene_1"]
+    run(data_dir, instance, [bottle, *images], scenes=1)
+    assert called(server) == sorted([*images, bottle, "subjects/woman"])
+    take_0 = files.read_output(CAMPAIGN, bottle)
+
+    # A note edits the sheet's current take: one call, its exact bytes shown, the note in the prompt.
+    server.requests.clear()
+    run(data_dir, instance, [bottle], sheet_run_config("bottle", note="warmer light"), scenes=1)
+    [request] = server.requests
+    assert request.images == [take_0.data] and request.prompt_text.startswith("Edit the first attached image")
+    assert "warmer light" in request.prompt_text
+    take_1 = files.read_output(CAMPAIGN, bottle)
+    assert (take_1.provenance["take"], take_1.provenance["note"]) == (1, "warmer light")
+    assert take_1.provenance["edited_from"] == take_0.sha256
+    outdated = dict(plan_now(data_dir).outdated)
+    assert outdated["reference/scene_1"] == "changed request" and set(images) <= set(outdated)  # shown the sheet
+    code, out, _ = cli(capsys, "takes", CAMPAIGN, bottle, "--json")
+    listing = json.loads(out)
+    assert code == 0 and listing["current"] == 1
+    assert [(t["take"], t["note"]) for t in listing["takes"]] == [(0, None), (1, "warmer light")]
+
+    # Take 0 picked back: no call, its exact bytes, the images as they were.
+    server.requests.clear()
+    run(data_dir, instance, [bottle], sheet_run_config("bottle", pick_take=0), scenes=1)
+    assert server.requests == [] and files.read_output(CAMPAIGN, bottle).data == take_0.data
+    assert not set(plan_now(data_dir).outputs) & {bottle, *images}
+
+    # Signed off, the bottle's description edited: the sheet is held and kept as stored by a run that selects it.
+    assert cli(capsys, "approve", CAMPAIGN, bottle, "--by", "client")[0] == 0
+    edit(brief, "polished rose-gold cap", "brushed copper cap")
+    assert (bottle, "approved; request changed: changed request") in plan_now(data_dir).held
+    png = data_dir / "campaigns" / CAMPAIGN / "subjects" / "bottle.png"
+    before = (png.read_bytes(), png.stat().st_mtime_ns)
+    server.requests.clear()
+    run(data_dir, instance, [bottle], scenes=1)
+    assert server.requests == [] and (png.read_bytes(), png.stat().st_mtime_ns) == before
+    assert json.loads(cli(capsys, "status", CAMPAIGN, "--json")[1])["outputs"][bottle]["approved"] is True
+    code, _, err = cli(capsys, "regenerate", CAMPAIGN, "--subject", "bottle", "--note", "darker")
+    assert code == 2 and f"{bottle} is approved" in err
+    assert cli(capsys, "unapprove", CAMPAIGN, bottle)[0] == 0
+    assert plan_now(data_dir).outdated[0] == (bottle, "changed request")
 
 
 def test_bad_review_input_is_named_and_changes_nothing(env, capsys):

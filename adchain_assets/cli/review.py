@@ -6,8 +6,9 @@ before anything is written or run: an unknown output, a take that was never made
 note on the brief's own reference_image or on an approved image exit 2 naming it, and nothing is ever deleted
 (a withdrawn approval and cleared notes stay in their records' history; every take stays kept).
 
-What can be picked, noted and regenerated is a chain image (``reference|start|end/scene_k``), the only images
-with steps of their own today; the records underneath take any output name, so subject sheets fit in later.
+What can be picked and noted is a generated image of a chain (``reference|start|end/scene_k``) or a subject's
+sheet (``subjects/<id>``, in ``sheets`` mode; its run is the sheets step's, with the subject named in its config);
+anything made can be approved but the storyboard and the report.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 
 
 def add_parsers(commands) -> None:
-    takes = commands.add_parser("takes", help="every take kept of one image, with its note, scores, cost, sha256")
+    takes = commands.add_parser("takes", help="every take kept of one image or sheet, with its note, scores, cost, sha256")
     takes.add_argument("campaign")
     takes.add_argument("output", metavar="OUTPUT", help="an asset key as `adchain status --json` prints it")
     takes.add_argument("--json", action="store_true", help="machine-readable (see the CONTRACT)")
@@ -70,9 +71,9 @@ def _user(name: Optional[str]) -> str:
 
 def output_problem(opened: "Campaign", output: str) -> Optional[str]:
     """Why ``output`` is not an output of the campaign (None when it is)."""
-    from adchain_assets.plan.requests import output_names
+    from adchain_assets.plan.requests import outputs_of
 
-    names = output_names(len(opened.loaded.brief.scenes))
+    names = outputs_of(opened.loaded.brief)
     if output in names:
         return None
     return (f"{opened.loaded.campaign}: {output}: not an output of this campaign (its outputs: {', '.join(names)})")
@@ -87,10 +88,13 @@ def image_problem(opened: "Campaign", output: str) -> Optional[str]:
         return problem
     campaign = opened.loaded.campaign
     if is_user_image(output, opened.loaded):
-        return (f"{campaign}: {output} is the brief's own reference_image, used as is: it has no takes and takes no"
-                " notes (change reference_image instead)")
+        what, instead = (("the subject's own photo", "the photo") if output.startswith("subjects/")
+                         else ("the brief's own reference_image", "reference_image"))
+        return (f"{campaign}: {output} is {what}, used as is: it has no takes and takes no notes (change {instead}"
+                " instead)")
     if not takeable(output, opened.loaded):
-        return f"{campaign}: {output} has no takes: only the generated images (reference, start, end) have"
+        return (f"{campaign}: {output} has no takes: only the generated images (reference, start, end) and subject"
+                " sheets have")
     return None
 
 
@@ -101,6 +105,19 @@ def approval_problem(opened: "Campaign", output: str) -> Optional[str]:
         return None
     return (f"{opened.loaded.campaign}: {output} is approved (by {approval.by} on {approval.at}); run `adchain"
             f" unapprove {opened.loaded.campaign} {output}` first")
+
+
+def run_config_of(output: str, **config) -> dict:
+    """The run config asking ``output``'s step for ``note=...`` or ``pick_take=N``: the image's own step, or the
+    sheets step with the subject named."""
+    from adchain_assets.defs.images import image_run_config
+    from adchain_assets.defs.sheets import sheet_run_config
+    from adchain_assets.plan.references import Slot
+    from adchain_assets.plan.requests import kind_of, subject_of
+
+    if kind_of(output) == "sheet":
+        return sheet_run_config(subject_of(output), **config)
+    return image_run_config(Slot.parse(output), **config)
 
 
 def _made(opened: "Campaign", outputs: list[str]) -> dict[str, Optional[dict]]:
@@ -140,9 +157,7 @@ def cmd_takes(args) -> int:
 def cmd_pick(args) -> int:
     from adchain_assets.cli.main import run_campaign
     from adchain_assets.cli.runs import execute_campaign
-    from adchain_assets.defs.images import image_run_config
     from adchain_assets.defs.jobs import asset_keys
-    from adchain_assets.plan.references import Slot
     from adchain_assets.plan.review import takes_listing
 
     opened = _opened(args.campaign)
@@ -162,7 +177,7 @@ def cmd_pick(args) -> int:
         return EXIT_BAD_INPUT
     sha = opened.resources["briefs"].pin(opened.loaded)
     code = execute_campaign(opened.settings, args.campaign, asset_keys([args.output]), brief_sha256=sha,
-                            run_config=image_run_config(Slot.parse(args.output), pick_take=args.take))
+                            run_config=run_config_of(args.output, pick_take=args.take))
     if code != EXIT_OK:
         return code
     record = _made(opened, [args.output])[args.output] or {}
@@ -175,7 +190,7 @@ def cmd_pick(args) -> int:
 def _named(opened: "Campaign", args, standing: set[str], *, approving: bool) -> tuple[list[str], list[str]]:
     """The outputs an approve/unapprove names (``--all``: every approvable made one, or every approved one) and
     the problems with them."""
-    from adchain_assets.plan.requests import output_names
+    from adchain_assets.plan.requests import outputs_of
     from adchain_assets.plan.review import approvable
 
     campaign = opened.loaded.campaign
@@ -183,7 +198,7 @@ def _named(opened: "Campaign", args, standing: set[str], *, approving: bool) -> 
         return [], [f"{campaign}: name outputs or --all, not both"]
     if not args.all and not args.outputs:
         return [], [f"{campaign}: name the outputs (e.g. reference/scene_2) or --all"]
-    names = output_names(len(opened.loaded.brief.scenes))
+    names = outputs_of(opened.loaded.brief)
     made = _made(opened, names)
     if args.all:
         if approving:
@@ -257,9 +272,7 @@ def regenerate_directed(opened: "Campaign", output: str, note: Optional[str], cl
     with ``note`` (a run of that image), then make what the plan says follows."""
     from adchain_assets.cli.main import run_campaign
     from adchain_assets.cli.runs import execute_campaign
-    from adchain_assets.defs.images import image_run_config
     from adchain_assets.defs.jobs import asset_keys
-    from adchain_assets.plan.references import Slot
 
     campaign = opened.loaded.campaign
     problem = image_problem(opened, output)
@@ -277,7 +290,7 @@ def regenerate_directed(opened: "Campaign", output: str, note: Optional[str], cl
     if note is not None:
         sha = opened.resources["briefs"].pin(opened.loaded)
         code = execute_campaign(opened.settings, campaign, asset_keys([output]), brief_sha256=sha,
-                                run_config=image_run_config(Slot.parse(output), note=note.strip()))
+                                run_config=run_config_of(output, note=note.strip()))
         if code != EXIT_OK:
             return code
     return run_campaign(campaign)  # what follows, exactly as the plan now says

@@ -1,5 +1,7 @@
-"""What an image run may ask beyond making its image, from the launchpad's config (``ImageRunConfig``) or the CLI
-(``adchain regenerate --note``, ``adchain pick``): a director's note, an earlier take back, a sign-off.
+"""What an image run may ask beyond making its image, from the launchpad's config (``ImageRunConfig``, or the
+sheets step's ``SheetRunConfig`` per subject: :class:`OutputConfig`) or the CLI (``adchain regenerate --note``,
+``adchain pick``): a director's note, an earlier take back, a sign-off. Each works on any generated output, an
+image of a chain or a subject's sheet.
 
 * ``note``: the next take is the model's edit of the current take (shown first), with the note as the change; the
   note is put in force on the image once the edit is made, and directs every later request of it until cleared.
@@ -28,6 +30,19 @@ from adchain_assets.store.files import StoredOutput
 from adchain_assets.store.takes import without_keeping_fields
 
 UI = "ui"
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    """What a run asks of one output, as ``ImageRunConfig`` says it for an image: the sheets step gives one per
+    subject from its own config."""
+
+    new_take: bool = False
+    note: str = ""
+    pick_take: Optional[int] = None
+    approve: bool = False
+    unapprove: bool = False
+    by: str = ""
 
 
 def asked(config) -> list[str]:

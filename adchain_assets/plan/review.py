@@ -2,8 +2,8 @@
 see them. Pure: the store (:mod:`adchain_assets.store.review`, :mod:`adchain_assets.store.takes`) reads and writes
 the records; nothing here touches storage.
 
-Works on any output name (``reference/scene_2``, and ``subjects/<id>`` once subject sheets exist): an output is
-*takeable* when it is a generated image, and *approvable* unless it is a review document (the storyboard and the
+Works on any output name (``reference/scene_2``, a subject's sheet ``subjects/<id>``): an output is *takeable*
+when it is a generated image or sheet, and *approvable* unless it is a review document (the storyboard and the
 report are remade from whatever they show, approvals included).
 
 Which request an image's take is (:func:`current_request`): an edit (``adchain regenerate --note``) is a request
@@ -29,6 +29,7 @@ from adchain_assets.plan.requests import (
     Request,
     build_request,
     kind_of,
+    subject_of,
 )
 
 APPROVED = "approved"
@@ -61,12 +62,17 @@ class Approval:
 
 
 def is_user_image(output: str, loaded: LoadedBrief) -> bool:
+    """The brief's own ``reference_image`` or a subject's ``photo`` (as its sheet): used as is."""
+    if kind_of(output) == "sheet":
+        subject = next((s for s in loaded.brief.subjects if s.id == subject_of(output)), None)
+        return subject is not None and bool(subject.photo)
     return output == "reference/scene_1" and bool(loaded.brief.reference_image)
 
 
 def takeable(output: str, loaded: LoadedBrief) -> bool:
-    """A generated image: it has takes, and notes can direct it (the brief's own reference_image has neither)."""
-    return kind_of(output) == "image" and not is_user_image(output, loaded)
+    """A generated image or sheet: it has takes, and notes can direct it (the brief's own reference_image and a
+    subject's photo have neither)."""
+    return kind_of(output) in ("image", "sheet") and not is_user_image(output, loaded)
 
 
 def approvable(output: str) -> bool:
