@@ -59,5 +59,5 @@ stack-down:
 	scripts/stack/down.sh
 
 clean:
-	rm -rf data/campaigns data/cache data/features data/ledger
+	rm -rf data/campaigns data/cache data/features data/ledger data/takes
 	find .dagster_home -mindepth 1 ! -name dagster.yaml -exec rm -rf {} +

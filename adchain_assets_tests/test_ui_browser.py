@@ -630,3 +630,100 @@ def test_materialize_all_on_a_fresh_partition_makes_everything_the_brief_has(fol
     page.goto(f"{url}/assets/ad?{query}")
     expect(page.get_by_text(followed[0]["runId"][:8]).first).to_be_visible(timeout=60_000)  # a slow first load
     shot(page, "ui-materialize-all-3-ad")
+
+
+# --- Sign-off from the UI (docs/review.md, "In the UI") ----------------------------------------------------------
+
+LAST_TICK = """
+query($selector: SensorSelector!) {
+  sensorOrError(sensorSelector: $selector) {
+    __typename
+    ... on Sensor { sensorState { ticks(limit: 1) { status timestamp } } }
+  }
+}"""
+SCENE_2_TEXT = "The woman holding the serum bottle beside her cheek in a bright bathroom"
+
+
+def launch_from_the_launchpad(page, url: str, asset: str, edits: dict, shot_name: str) -> None:
+    """docs/review.md's clicks: Catalog -> the asset -> the arrow beside "Materialize…" -> "Open launchpad" ->
+    the campaign's partition -> each config line ``field: ...`` changed to ``field: value`` -> Materialize."""
+    from playwright.sync_api import expect
+
+    page.goto(url)
+    page.get_by_role("link", name="Catalog").first.click()
+    search_box(page).click()
+    page.keyboard.type(f'key:"{asset}"')
+    page.keyboard.press("Enter")
+    page.get_by_role("link").filter(has_text=re.compile(f"^{' / '.join(asset.split('/'))}")).click()
+    expect(page.get_by_role("button", name="Materialize…")).to_be_visible()
+    page.locator("button:right-of(:text('Materialize…'))").first.click()
+    page.get_by_role("menuitem", name="Open launchpad").click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_placeholder("Partition").click()
+    page.get_by_role("menuitem", name=CAMPAIGN, exact=True).click()
+    expect(dialog.locator(".CodeMirror-line", has_text="new_take: false")).to_be_visible()
+    for field, value in edits.items():  # "approve: false" -> "approve: true": the line's end, delete, type
+        line = dialog.locator(".CodeMirror-line", has_text=re.compile(rf"^\s*{field}: "))
+        current = line.inner_text().split(": ", 1)[1]  # the editor writes '' once the config was edited
+        line.click()
+        page.keyboard.press("End")
+        for _ in current:
+            page.keyboard.press("Backspace")
+        page.keyboard.type(value)
+        changed = re.compile(rf"^\s*{field}: {re.escape(value)}\s*$")
+        expect(dialog.locator(".CodeMirror-line", has_text=changed)).to_be_visible()
+    shot(page, shot_name)
+    dialog.get_by_role("button", name="Materialize").click()
+    expect(dialog).to_be_hidden()
+    page.wait_for_url(re.compile(r"/runs/[0-9a-f-]+"))
+
+
+def sensor_ticked_since(url: str, since: float) -> bool:
+    found = graphql(url, LAST_TICK, {"selector": {**SELECTOR, "sensorName": "brief_sensor"}})["sensorOrError"]
+    ticks = found["sensorState"]["ticks"]
+    return bool(ticks) and ticks[0]["status"] != "STARTED" and float(ticks[0]["timestamp"]) > since
+
+
+def test_sign_off_from_the_launchpad_holds_the_image_until_it_is_withdrawn(follow_ui, page, record_property):
+    """docs/review.md, "In the UI": reference/scene_2 approved from its launchpad (a run with no model call), its
+    scene text edited: brief_sensor re-makes nothing of it; unapproved from the launchpad, it is made for the new
+    text and brief_sensor makes what follows."""
+    from adchain_assets.store.review import ReviewStore
+
+    url, output = follow_ui.url, "reference/scene_2"
+    wait_until(lambda: follow_ui.settled(CAMPAIGN), FOLLOW_TIMEOUT_S, lambda: f"{CAMPAIGN} settled\n{follow_ui.log_tail()}")
+    before = follow_ui.provenance(CAMPAIGN)
+    calls_before = len(follow_ui.calls(CAMPAIGN))
+    runs_before = {r["runId"] for r in runs(url)}
+
+    launch_from_the_launchpad(page, url, output, {"approve": "true", "by": '"client"'}, "ui-approve-1-launchpad")
+    approval_runs = wait_until(lambda: [r for r in runs(url) if r["runId"] not in runs_before], 60, "the approval run")
+    status = wait_until(lambda: run_finished(url, approval_runs[-1]["runId"]), FOLLOW_TIMEOUT_S, "the approval run")
+    assert status == "SUCCESS", follow_ui.log_tail()
+    approval = ReviewStore(str(follow_ui.data_dir)).approval(CAMPAIGN, output)
+    assert approval is not None and approval.by == "client" and approval.sha256 == before[output]["sha256"]
+    assert len(follow_ui.calls(CAMPAIGN)) == calls_before  # approving calls no model
+    wait_until(lambda: follow_ui.settled(CAMPAIGN), FOLLOW_TIMEOUT_S, "the storyboard and report marking it")
+
+    brief = follow_ui.data_dir / "briefs" / f"{CAMPAIGN}.yaml"
+    brief.write_text(brief.read_text().replace(SCENE_2_TEXT, "The woman holding the serum bottle by a sunny window"))
+    edited_at = time.time()
+    wait_until(lambda: sensor_ticked_since(url, edited_at), 120, "a brief_sensor tick after the edit", interval_s=2)
+    wait_until(lambda: follow_ui.settled(CAMPAIGN), FOLLOW_TIMEOUT_S, "nothing left to make")
+    plan = follow_ui.plan(CAMPAIGN)
+    assert (output, "approved; request changed: changed request") in plan.held
+    assert follow_ui.provenance(CAMPAIGN)[output] == before[output]  # kept: same bytes, same record
+    assert len(follow_ui.calls(CAMPAIGN)) == calls_before
+    shot(page, "ui-approve-2-held")
+
+    runs_before = {r["runId"] for r in runs(url)}
+    launch_from_the_launchpad(page, url, output, {"unapprove": "true"}, "ui-approve-3-unapprove")
+    wait_until(lambda: [r for r in runs(url) if r["runId"] not in runs_before], 60, "the unapprove run")
+    wait_until(lambda: follow_ui.settled(CAMPAIGN), FOLLOW_TIMEOUT_S,
+               lambda: f"{CAMPAIGN} up to date after the unapproval\n{follow_ui.log_tail()}", interval_s=2)
+    after = follow_ui.provenance(CAMPAIGN)
+    assert ReviewStore(str(follow_ui.data_dir)).approval(CAMPAIGN, output) is None
+    assert after[output]["sha256"] != before[output]["sha256"] and "by a sunny window" in after[output]["prompt"]
+    assert after["reference/scene_3"]["references"][0] == {"asset": output, "sha256": after[output]["sha256"]}
+    record_property("sign_off", json.dumps({"model_calls_to_approve": 0,
+                                            "calls_after_unapprove": len(follow_ui.calls(CAMPAIGN)) - calls_before}))

@@ -72,14 +72,21 @@ def run_plan(opened: Campaign, *, out=sys.stdout) -> int:
     from adchain_assets.cli.runs import execute_campaign, register
     from adchain_assets.defs.costs import estimate_tags
     from adchain_assets.defs.jobs import asset_keys
+    from adchain_assets.plan.review import APPROVED, APPROVED_BUT_MISSING
 
     campaign, plan = opened.loaded.campaign, opened.plan
-    for name, reason in plan.held:
+    failed = [(name, reason) for name, reason in plan.held
+              if not reason.startswith(APPROVED) or reason == APPROVED_BUT_MISSING]
+    for name, reason in failed:
         print(f"{campaign}: {name} held ({reason}); change its text or ask for a new take", file=sys.stderr)
+    for name, reason in plan.held:
+        if reason.startswith(f"{APPROVED};"):  # what an approval holds back
+            print(f"{campaign}: {name} kept as approved ({reason}); `adchain unapprove` lets it be made again",
+                  file=sys.stderr)
     if not plan.outdated:
         register(dg.DagsterInstance.get(), campaign)  # a partition even when nothing is left to make
         print(f"{campaign}: up to date, nothing to make", file=out)
-        return EXIT_FAILED if plan.held else EXIT_OK
+        return EXIT_FAILED if failed else EXIT_OK
     refusal = plan.estimate.refusal(campaign) if plan.estimate else None
     if refusal:  # over the campaign's budget: nothing is launched (bad input: the brief's budget or the change)
         print(refusal, file=sys.stderr)
@@ -89,7 +96,7 @@ def run_plan(opened: Campaign, *, out=sys.stdout) -> int:
         print(f"{campaign}: making {len(plan.outdated)} outputs, estimate {plan.estimate.summary()}", file=out)
     code = execute_campaign(opened.settings, campaign, asset_keys(plan.outputs), brief_sha256=sha, out=out,
                             tags=estimate_tags(opened.resources["storage"], plan))
-    return EXIT_FAILED if plan.held and code == EXIT_OK else code
+    return EXIT_FAILED if failed and code == EXIT_OK else code
 
 
 def run_campaign(campaign: str, *, out=sys.stdout) -> int:
@@ -156,8 +163,10 @@ def cmd_materialize(args) -> int:
 
 
 def cmd_regenerate(args) -> int:
-    """A new take of one image (or one subject's sheet), then whatever the plan calls out of date below it."""
+    """A new take of one image or one subject's sheet (with ``--note``: the model's edit of the current take),
+    then whatever the plan calls out of date below it."""
     from adchain_assets.brief.model import BriefError
+    from adchain_assets.cli.review import approval_problem, regenerate_directed
     from adchain_assets.cli.runs import execute_campaign
     from adchain_assets.defs.images import USER_IMAGE_IS_FIXED, new_take_config
     from adchain_assets.defs.jobs import asset_keys
@@ -195,6 +204,12 @@ def cmd_regenerate(args) -> int:
             print(f"{args.campaign}: {slot} {USER_IMAGE_IS_FIXED}", file=sys.stderr)
             return EXIT_BAD_INPUT
         output, run_config = slot.key, new_take_config(slot)
+    approved = approval_problem(opened, output)
+    if approved:
+        print(approved, file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if args.note is not None or args.clear_notes:
+        return regenerate_directed(opened, output, args.note, args.clear_notes)
     sha = opened.resources["briefs"].pin(opened.loaded)
     code = execute_campaign(opened.settings, args.campaign, asset_keys([output]), brief_sha256=sha,
                             run_config=run_config)
@@ -260,6 +275,7 @@ def cmd_status(args) -> int:
     from adchain_assets.settings import Settings
     from adchain_assets.store.files import CampaignFiles
     from adchain_assets.store.ledger import Ledger
+    from adchain_assets.store.review import ReviewStore
 
     campaign = args.campaign
     problem = campaign_id_problem(campaign)
@@ -283,16 +299,20 @@ def cmd_status(args) -> int:
         brief_note = str(error)
     outputs = {}
     records = files.read_provenances(campaign, names)
+    approvals = ReviewStore(settings.storage_url).read(campaign).approvals
     for name in names:
         record = records[name]
+        approval = approvals.get(name)
+        signed = {"approved": approval is not None,
+                  **({"approved_by": approval.by, "approved_at": approval.at} if approval else {})}
         if record is None:
             outputs[name] = {"state": "failed" if name in failed else "missing",
-                             **({"reason": failed[name]} if name in failed else {})}
+                             **({"reason": failed[name]} if name in failed else {}), **signed}
             continue
         outputs[name] = {
             "state": "made", "take": int(record.get("take", 0)), "sha256": record.get("sha256"),
             "brief_sha256": record.get("brief_sha256"), "cache_hit": bool(record.get("cache_hit", False)),
-            "backend": record.get("backend"),
+            "backend": record.get("backend"), "note": record.get("note"), **signed,
         }
     remaining = None if budget is None else round(max(0.0, budget - spend.spend_usd), 6)
     if args.json:
@@ -309,8 +329,9 @@ def cmd_status(args) -> int:
         if info["state"] != "made":
             print(f"{name:<20}{info['state']:<9}{'-':>5}  {info.get('reason', '')}")
             continue
+        signed = f"  approved by {info['approved_by']}" if info["approved"] else ""
         print(f"{name:<20}{'made':<9}{info['take']:>5}  {str(info['backend'] or '-'):<9}"
-              f"{'yes' if info['cache_hit'] else 'no':<6}  {str(info['sha256'])[:12]}")
+              f"{'yes' if info['cache_hit'] else 'no':<6}  {str(info['sha256'])[:12]}{signed}")
     instance = dg.DagsterInstance.get()
     runs = instance.get_runs(dg.RunsFilter(tags={"dagster/partition": campaign}), limit=1)
     if runs and runs[0].status == dg.DagsterRunStatus.FAILURE:
@@ -331,6 +352,7 @@ def cmd_status(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from adchain_assets.cli.draft import add_parser as add_draft_parser
+    from adchain_assets.cli.review import add_parsers as add_review_parsers
 
     parser = argparse.ArgumentParser(prog="adchain", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -357,7 +379,13 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--scene", type=int, metavar="K", help="the scene of the image (with --chain)")
     which.add_argument("--subject", metavar="ID", help="a subject whose sheet to make again (reference_mode: sheets)")
     regenerate.add_argument("--chain", choices=("reference", "start", "end"), default="reference")
+    regenerate.add_argument("--note", metavar="TEXT",
+                            help="a director's note: the new take is the model's edit of the current take, changing"
+                            " what the note says; the note stays with the image as direction")
+    regenerate.add_argument("--clear-notes", action="store_true",
+                            help="drop the image's notes (then make what the plan says; with --note: before it)")
     regenerate.set_defaults(handler=cmd_regenerate)
+    add_review_parsers(commands)
     demo = commands.add_parser("demo", help="materialize every sample brief offline")
     demo.set_defaults(handler=cmd_demo)
     doctor = commands.add_parser("doctor", help="check the set-up (key, endpoint, models, prices, folders); exit 1 on a failed check")

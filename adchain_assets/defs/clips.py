@@ -2,7 +2,8 @@
 
 ``clip/scene_k`` depends on ``start/scene_k`` and ``end/scene_k``; ``ad`` on every clip. A clip is made by
 the video backend (the offline dissolve, or Veo with the start frame as first frame and the end frame as
-last frame), answered from the generation cache when its frames, prompt and settings are unchanged.
+last frame), answered from the generation cache when its frames, prompt and settings are unchanged. An approved
+clip or ad is kept as stored by every run.
 """
 
 import io
@@ -13,6 +14,7 @@ import dagster as dg
 import numpy as np
 from PIL import Image
 
+from adchain_assets.defs.direction import approved_result
 from adchain_assets.defs.partitions import campaigns
 from adchain_assets.defs.resources import CampaignBriefs, Storage, VideoModel
 from adchain_assets.defs.steps import as_parents, held_call, load_parents, now, pinned, step_retry, thumbnail_markdown
@@ -67,6 +69,10 @@ def clip_asset(scene: int, retry_policy: dg.RetryPolicy) -> dg.AssetsDefinition:
         loaded = pinned(context, briefs, output)
         brief = loaded.brief
         if scene > len(brief.scenes):
+            return
+        kept = approved_result(context, storage, campaign, output)
+        if kept is not None:
+            yield kept
             return
         frames = load_parents(files, campaign, output, loaded)
         request = build_request(output, loaded, as_parents(frames), video_maker=video_model.maker())
@@ -152,6 +158,9 @@ def build_ad_asset(max_scenes: int) -> dg.AssetsDefinition:
         files = storage.files
         loaded = pinned(context, briefs, AD)
         brief = loaded.brief
+        kept = approved_result(context, storage, campaign, AD)
+        if kept is not None:
+            return kept
         stored = load_parents(files, campaign, AD, loaded)
         request = build_request(AD, loaded, as_parents(stored))
         clips = [clip.data for clip in stored.values()]

@@ -3,6 +3,10 @@
 ``reference/scene_k``, ``start/scene_k`` and ``end/scene_k`` are built by the same function from the slot
 alone; the edges come from :func:`adchain_assets.plan.references.upstream`, so the lineage graph *is* the
 reference chain. Slots beyond a brief's scene count yield nothing, and Dagster skips what depends on them.
+
+Beyond a new take, an image's run config may carry a director's note (an edit of the current take), pick an
+earlier take, or sign the image off; :mod:`adchain_assets.defs.direction` does those. An approved image is kept as
+stored by every run, and every picture a step makes is kept among the image's takes.
 """
 
 import dataclasses
@@ -14,15 +18,27 @@ from pydantic import Field
 
 from adchain_assets.brief.model import LoadedBrief
 from adchain_assets.defs.checks import check_results, check_specs, slot_not_in_brief
+from adchain_assets.defs.direction import check_config, directed_take, keep_approved, sign_off
 from adchain_assets.defs.partitions import campaigns
 from adchain_assets.defs.resources import CampaignBriefs, ImageModel, Storage
 from adchain_assets.defs.sheets import SHEETS_KEY
 from adchain_assets.defs.steps import held_call, now, pinned, step_retry, thumbnail_markdown
 from adchain_assets.media.images import inline_reference, png_size, to_png
 from adchain_assets.plan.calls import BUDGET
-from adchain_assets.plan.prompts import ComposedPrompt, compose_prompt
+from adchain_assets.plan.prompts import ComposedPrompt
 from adchain_assets.plan.references import SHEETS, Slot, all_slots, sheet_output, upstream
-from adchain_assets.plan.requests import Parent, Request, build_request, kind_of, pixel_digest, shown_to, subject_of
+from adchain_assets.plan.requests import (
+    Direction,
+    Parent,
+    Request,
+    build_request,
+    image_prompt,
+    kind_of,
+    pixel_digest,
+    shown_to,
+    subject_of,
+)
+from adchain_assets.plan.review import direction_fields
 from adchain_assets.providers.images.base import GenerationError, ImageGenerator, ImageRequest, ReferenceImage
 from adchain_assets.store.budget import budgeted
 from adchain_assets.store.cache import GenerationCache
@@ -50,6 +66,24 @@ class ImageRunConfig(dg.Config):
         default=False,
         description="Make a new take of this image: the cache is bypassed and later runs keep the new take.",
     )
+    note: str = Field(
+        default="",
+        description="A director's note, e.g. 'make her smile': the next take is the model's edit of the current"
+        " take, changing what the note says and keeping the rest. The note stays with the image as direction"
+        " (adchain regenerate --clear-notes drops it).",
+    )
+    pick_take: Optional[int] = Field(
+        default=None,
+        description="Make this earlier take current again (adchain takes lists them): its kept bytes, with no"
+        " model call when it was made for the brief as it is now.",
+    )
+    approve: bool = Field(
+        default=False,
+        description="Sign off this image as it is stored: no run re-makes it until it is unapproved, and what"
+        " follows it is made from it. No model call.",
+    )
+    unapprove: bool = Field(default=False, description="Withdraw this image's sign-off, then make it as usual.")
+    by: str = Field(default="", description="Who approves or unapproves, recorded with the sign-off.")
 
 
 def op_name(slot: Slot) -> str:
@@ -89,9 +123,11 @@ def generated_image(
     meter_for: Callable[[str], object],
     rank: Callable[[bytes], float],
     keep_candidate: Callable[[int, bytes], str],
+    direction: Optional[Direction] = None,
+    edit_png: Optional[bytes] = None,
 ) -> StoredOutput:
     """Ask the model (or the cache) for ``slot`` with ``prompt``, showing it ``shown`` (output name and stored
-    image, in order).
+    image, in order), after the take an edit starts from (``edit_png``) when ``direction`` is an edit.
 
     With ``takes_per_image`` N > 1 there are N candidate requests, asked one after the other inside this step's
     model-pool slot (so the pool's limit holds whatever the takes); the one ``rank`` scores highest is kept, and
@@ -99,12 +135,14 @@ def generated_image(
     """
     brief = loaded.brief
     take = int(request.candidates[0]["take"])
-    base = ImageRequest(
-        prompt=prompt,
-        references=[ReferenceImage(asset=name, png=inline_reference(stored.data)) for name, stored in shown],
-        aspect_ratio=brief.aspect_ratio,
-        take=take,
-    )
+    references = [ReferenceImage(asset=name, png=inline_reference(stored.data)) for name, stored in shown]
+    recorded = [reference_record(name, stored) for name, stored in shown]
+    edit = direction.edit if direction is not None else None
+    if edit is not None:
+        assert edit_png is not None, "an edit needs the take it starts from"
+        references.insert(0, ReferenceImage(asset=f"{slot.key} take {edit.take}", png=inline_reference(edit_png)))
+        recorded.insert(0, {"asset": slot.key, "sha256": edit.sha256, "take": edit.take})
+    base = ImageRequest(prompt=prompt, references=references, aspect_ratio=brief.aspect_ratio, take=take)
     generations = []
     try:
         for candidate, key in enumerate(request.candidate_fingerprints):
@@ -137,17 +175,17 @@ def generated_image(
         provenance=_provenance(
             loaded, slot, result.png, request, backend=result.backend, model=result.model,
             prompt=prompt.text,
-            references=[reference_record(name, stored) for name, stored in shown],
+            references=recorded,
             latency_s=max(g.image.latency_s for g in generations),
             cost_usd=sum(g.image.cost_usd for g in generations),
-            take=take, cache_hit=all(g.cache_hit for g in generations), **extra,
+            take=take, cache_hit=all(g.cache_hit for g in generations), direction=direction, **extra,
         ),
     )
 
 
 def _provenance(loaded: LoadedBrief, slot: Slot, png: bytes, request: Request, *, backend: str, model: str,
                 prompt: str, references: list, latency_s: float, cost_usd: float, take: int = 0,
-                cache_hit: bool = False, **extra) -> dict:
+                cache_hit: bool = False, direction: Optional[Direction] = None, **extra) -> dict:
     width, height = png_size(png)
     return {
         "campaign": loaded.campaign,
@@ -169,6 +207,7 @@ def _provenance(loaded: LoadedBrief, slot: Slot, png: bytes, request: Request, *
         "request_sha256": request.fingerprint,
         "brief_sha256": loaded.sha256,
         "created_at": now(),
+        **direction_fields(direction),
         **extra,
     }
 
@@ -186,7 +225,13 @@ def image_metadata(image: StoredOutput) -> dict:
         "take": dg.MetadataValue.int(int(record["take"])),
         "size": dg.MetadataValue.text(f"{record['width']}x{record['height']}"),
         "sha256": dg.MetadataValue.text(record["sha256"]),
+        **({"note": dg.MetadataValue.text(record["note"])} if record.get("note") else {}),
+        **({"edited_from": dg.MetadataValue.text(record["edited_from"])} if record.get("edited_from") else {}),
     }
+
+
+def approval_metadata(approval) -> dict:
+    return {"approved": dg.MetadataValue.text(f"by {approval.by} on {approval.at}")}
 
 
 def image_asset(slot: Slot, retry_policy: dg.RetryPolicy) -> dg.AssetsDefinition:
@@ -238,12 +283,20 @@ def image_asset(slot: Slot, retry_policy: dg.RetryPolicy) -> dg.AssetsDefinition
                                sha_of=lambda other: provenance_sha256(files.output_path(campaign, other)),
                                faces_drawn=user_made or generator is None or generator.draws_faces)
 
-        if user_made:
-            if config.new_take:
+        check_config(config, slot.key)
+        approval = sign_off(context, storage, campaign, slot.key, config)
+        directed = None
+        if approval is not None:  # signed off: kept as stored by every run, and what follows is made from it
+            image = keep_approved(context, storage, campaign, slot.key, approval, config)
+            try:
+                generator = image_model.generator()  # only to score it as its backend draws (no call)
+            except ValueError:
+                pass
+        elif user_made:
+            if config.new_take or config.note or config.pick_take is not None:
                 raise dg.Failure(description=f"{slot.key} {USER_IMAGE_IS_FIXED}", allow_retries=False)
             image = user_image(loaded, slot, build_request(slot.key, loaded, {}))
         else:
-            take = files.current_take(campaign, slot) + (1 if config.new_take else 0)
             maker = image_model.maker()
             images, sheets = shown_to(loaded, slot, maker)
             shown = []
@@ -253,14 +306,15 @@ def image_asset(slot: Slot, retry_policy: dg.RetryPolicy) -> dg.AssetsDefinition
                     raise dg.Failure(description=f"{slot.key}: its reference {name} is not made yet",
                                      allow_retries=False)
                 shown.append((name, stored))
-            request = build_request(
-                slot.key, loaded, {name: Parent(name, img.provenance) for name, img in shown},
-                image_maker=maker, take=take,
-            )
-            prompt = compose_prompt(loaded.brief, slot, images, sheets)
+            parents = {name: Parent(name, img.provenance) for name, img in shown}
+            directed = directed_take(context, storage, loaded, slot.key, config, parents, maker)
+            take = directed.take
+            request = build_request(slot.key, loaded, parents, image_maker=maker, take=take,
+                                    direction=directed.direction)
+            prompt = image_prompt(loaded, slot, maker, directed.direction)
             ledger = storage.ledger
             budget = briefs.budget_of(loaded)
-            refused = held_call(ledger, campaign, slot.key, request, budget)
+            refused = None if directed.restored is not None else held_call(ledger, campaign, slot.key, request, budget)
             if refused is not None:
                 fix = "raise the budget" if refused.outcome == BUDGET else "change its text or ask for a new take"
                 raise dg.Failure(
@@ -285,13 +339,24 @@ def image_asset(slot: Slot, retry_policy: dg.RetryPolicy) -> dg.AssetsDefinition
                 write_atomically(files.campaign_dir(campaign) / relative, png)
                 return relative
 
-            image = generated_image(loaded, slot, request, prompt, shown, generator, storage.cache, meter_for, rank,
-                                    keep_candidate)
+            if directed.restored is not None:
+                image = directed.restored
+            else:
+                image = generated_image(loaded, slot, request, prompt, shown, generator, storage.cache, meter_for,
+                                        rank, keep_candidate, directed.direction, directed.edit_png)
         scores = score(image.data, image.provenance["sha256"])
-        image = StoredOutput(image.data, {**image.provenance, "consistency": summary(scores)})
+        metadata = {}
+        if approval is not None:  # the approved record stays exactly as it was signed off
+            metadata = approval_metadata(approval)
+        else:
+            image = StoredOutput(image.data, {**image.provenance, "consistency": summary(scores)})
+        if directed is not None:
+            storage.takes.keep(campaign, slot.key, image)  # before the output: the current take is always kept
+            directed.settle(storage, campaign, slot.key)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", dg.BetaWarning)  # DataVersion on Output: beta, and what we want
-            yield dg.Output(image, metadata=image_metadata(image), data_version=dg.DataVersion(image.sha256))
+            yield dg.Output(image, metadata={**image_metadata(image), **metadata},
+                            data_version=dg.DataVersion(image.sha256))
         yield from check_results(loaded.brief, scores)
 
     return _image
@@ -310,3 +375,9 @@ def image_asset_keys(max_scenes: int) -> list[dg.AssetKey]:
 def new_take_config(slot: Slot) -> dict:
     """Run config asking for a new take of ``slot`` (what ``adchain regenerate`` and the UI's launchpad send)."""
     return {"ops": {op_name(slot): {"config": {"new_take": True}}}}
+
+
+def image_run_config(slot: Slot, **config) -> dict:
+    """Run config of ``slot``'s step: ``note=...`` (an edit), ``pick_take=N``, ``approve=True``, ... (what
+    ``adchain regenerate --note`` and ``adchain pick`` send, and what the UI's launchpad shows)."""
+    return {"ops": {op_name(slot): {"config": config}}}

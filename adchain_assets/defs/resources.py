@@ -24,8 +24,10 @@ from adchain_assets.settings import Settings
 from adchain_assets.store.cache import GenerationCache
 from adchain_assets.store.files import CampaignFiles
 from adchain_assets.store.ledger import Ledger
+from adchain_assets.store.review import ReviewStore
 from adchain_assets.store.snapshots import pin, pinned_for_run
 from adchain_assets.store.state import read_state
+from adchain_assets.store.takes import TakeHistory
 from adchain_assets.vision.features import FeatureStore
 
 
@@ -72,7 +74,8 @@ class CampaignBriefs(dg.ConfigurableResource):
 
 
 class Storage(dg.ConfigurableResource):
-    """Where outputs, the generation cache, the ledger and image features live: a folder or an fsspec URL."""
+    """Where outputs, the generation cache, the ledger, image features, kept takes and the review records (notes,
+    approvals) live: a folder or an fsspec URL."""
 
     url: str
 
@@ -91,6 +94,14 @@ class Storage(dg.ConfigurableResource):
     @property
     def features(self) -> FeatureStore:
         return FeatureStore(self.files.base)
+
+    @property
+    def review(self) -> ReviewStore:
+        return ReviewStore(self.url)
+
+    @property
+    def takes(self) -> TakeHistory:
+        return TakeHistory(self.files)
 
 
 class ImageModel(dg.ConfigurableResource):

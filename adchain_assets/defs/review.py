@@ -43,7 +43,8 @@ def build_storyboard_asset(max_scenes: int) -> dg.AssetsDefinition:
         loaded = pinned(context, briefs, STORYBOARD)
         brief = loaded.brief
         stored = load_parents(files, campaign, STORYBOARD, loaded, required=False)  # a missing cell is drawn empty
-        request = build_request(STORYBOARD, loaded, as_parents(stored))
+        approved = set(storage.review.read(campaign).approvals)
+        request = build_request(STORYBOARD, loaded, as_parents(stored), approved=approved)
         rows = [
             {chain: stored.get(Slot(chain, k).key) for chain in CHAINS}
             for k in range(1, len(brief.scenes) + 1)
@@ -51,7 +52,7 @@ def build_storyboard_asset(max_scenes: int) -> dg.AssetsDefinition:
         sheets = [(name, stored.get(name)) for name in parents_of(STORYBOARD, loaded) if kind_of(name) == "sheet"]
         png, reused = storage.cache.remember(
             request.fingerprint, "storyboard.png",
-            lambda: render_storyboard(brief.title, brief.aspect_ratio, rows, sheets),
+            lambda: render_storyboard(brief.title, brief.aspect_ratio, rows, sheets, approved=approved),
         )
         provenance = {
             "campaign": campaign, "asset": STORYBOARD, "cache_hit": reused,
@@ -89,14 +90,16 @@ def build_report_asset(max_scenes: int) -> dg.AssetsDefinition:
         stored = {name: record for name, record in stored.items() if record is not None}
         calls = storage.ledger.calls(campaign)
         spend = spend_of(calls)
-        request = build_request(REPORT, loaded, {n: Parent(n, r) for n, r in stored.items()}, spend_usd=spend.spend_usd)
+        approved = set(storage.review.read(campaign).approvals)
+        request = build_request(REPORT, loaded, {n: Parent(n, r) for n, r in stored.items()}, spend_usd=spend.spend_usd,
+                                approved=approved)
         # the estimate this run was launched with, beside what its calls cost (retries included)
         estimate = load_estimate(storage.url, campaign, context.run.tags.get(ESTIMATE_ID_TAG)) or {}
         run_costs: dict[str, float] = {}
         for call in calls:
             if call.run_id == context.run.run_id and call.usage and call.cost_usd is not None:
                 run_costs[call.output] = run_costs.get(call.output, 0.0) + call.cost_usd
-        table = report_rows(stored, estimate.get("outputs"), run_costs)
+        table = report_rows(stored, estimate.get("outputs"), run_costs, approved)
         provenance = {
             "campaign": campaign, "asset": REPORT, "spend_usd": spend.spend_usd, "paid_calls": spend.paid_calls,
             "unpriced_calls": spend.unpriced_calls,

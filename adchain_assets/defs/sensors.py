@@ -10,7 +10,8 @@ the UI (what depends on it is out of date), a *Materialize all* whose review out
 Nothing is remembered between ticks: the run key names the work (the outputs and their stored fingerprints), so
 the same work is never requested twice, and any change (an edit, an undo, a failed or cancelled run) makes new
 work. A bad brief is reported with the lines ``adchain validate`` prints and never holds the others up; a deleted
-brief deletes nothing. Held requests (a final refusal) are reported, not re-asked.
+brief deletes nothing. Held requests (a final refusal) are reported, not re-asked; an approved output is never
+requested (the plan holds it), and is reported when its approval holds a change back.
 
 Every request says what its run should cost (the plan's estimate: in the tick's log line and the run's tag
 ``adchain/estimate_usd``); a plan that would take its campaign over its budget is not requested, and the tick's
@@ -36,6 +37,7 @@ from adchain_assets.defs.resources import (
     model_problems,
 )
 from adchain_assets.plan.requests import reference_warnings
+from adchain_assets.plan.review import APPROVED
 from adchain_assets.store.snapshots import BRIEF_TAG
 from adchain_assets.vision.photos import photo_problems
 
@@ -88,7 +90,8 @@ def plan_tick(briefs: CampaignBriefs, storage: Storage, image_model: ImageModel,
         budget = briefs.budget_of(loaded)
         plan = current_plan(loaded, storage, image_model, video_model, budget_usd=budget)
         for name, reason in plan.held:
-            tick.notes.append(f"{campaign}: {name} held ({reason})")
+            if reason != APPROVED:  # an approval is said when it holds something back
+                tick.notes.append(f"{campaign}: {name} held ({reason})")
         if not plan.outdated:
             continue
         if campaign in busy:

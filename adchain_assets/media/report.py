@@ -3,17 +3,18 @@ the run that made the report, what each output was estimated to cost beside what
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional
+from typing import Any, Collection, Mapping, Optional
 
 import pandas as pd
 
 
 def report_rows(images: dict[str, Mapping[str, Any]], estimates: Optional[Mapping[str, Mapping[str, Any]]] = None,
-                run_costs: Optional[Mapping[str, float]] = None) -> pd.DataFrame:
+                run_costs: Optional[Mapping[str, float]] = None, approved: Collection[str] = ()) -> pd.DataFrame:
     """One row per output (``{"reference/scene_1": provenance, ...}``): what it cost and, for an image, how
-    consistent it is. ``estimates`` (the run's estimate per output: ``estimate_usd``, ``basis``) and ``run_costs``
-    (what the run's billed calls of each output cost, retries included) give the columns ``estimate_usd``,
-    ``estimate`` and ``run_cost_usd``, side by side with ``cost_usd``; empty for an output the run did not plan."""
+    consistent it is, the director's notes it was made under, the take it edited and whether it is approved.
+    ``estimates`` (the run's estimate per output: ``estimate_usd``, ``basis``) and ``run_costs`` (what the run's
+    billed calls of each output cost, retries included) give the columns ``estimate_usd``, ``estimate`` and
+    ``run_cost_usd``, side by side with ``cost_usd``; empty for an output the run did not plan."""
     rows = []
     for key, record in images.items():
         planned = (estimates or {}).get(key)
@@ -28,6 +29,9 @@ def report_rows(images: dict[str, Mapping[str, Any]], estimates: Optional[Mappin
             "estimate": planned.get("basis") if planned else None,
             "latency_s": record["latency_s"],
             "cache_hit": record["cache_hit"],
+            "approved": key in approved,
+            "note": record.get("note"),
+            "edited_from": record.get("edited_from"),
         }
         checks = record.get("consistency", {})
         for subject, score in checks.items():

@@ -1,10 +1,12 @@
 """The storyboard sheet: in ``sheets`` mode a first row with each subject's sheet, then one row per scene, its
-reference image, start frame and end frame, with what made each image and how consistent it is."""
+reference image, start frame and end frame, with what made each image and how consistent it is; an approved image
+or sheet is framed in green and labelled ``APPROVED``, and one made under director's notes shows them on a band
+across its foot (a sheet without either is drawn as before)."""
 
 from __future__ import annotations
 
 import io
-from typing import Any, Mapping, Optional, Protocol
+from typing import Any, Collection, Mapping, Optional, Protocol
 
 from PIL import Image, ImageDraw, ImageOps
 
@@ -17,6 +19,8 @@ LABEL_HEIGHT = 56
 BACKGROUND = (246, 244, 240)
 INK = (40, 40, 40)
 EMPTY_CELL = (214, 210, 204)
+APPROVED_INK = (24, 128, 56)
+NOTE_BAND = (0, 0, 0)
 
 
 class Cell(Protocol):
@@ -54,9 +58,11 @@ def sheet_score_text(consistency: Mapping[str, Mapping[str, Any]]) -> str:
 
 
 def render_storyboard(title: str, aspect_ratio: str, rows: list[Mapping[str, Optional[Cell]]],
-                      sheets: "list[tuple[str, Optional[Cell]]] | None" = None) -> bytes:
+                      sheets: "list[tuple[str, Optional[Cell]]] | None" = None,
+                      approved: Collection[str] = ()) -> bytes:
     """A PNG sheet: ``rows[k-1]`` maps each chain name to scene k's image (None when not made yet); ``sheets``
-    (output name, stored sheet or None) are drawn first, in a row of their own."""
+    (output name, stored sheet or None) are drawn first, in a row of their own; the ``approved`` outputs
+    (``reference/scene_2``, ``subjects/diver``) are marked."""
     ratio_w, ratio_h = (int(part) for part in aspect_ratio.split(":"))
     cell_height = round(CELL_WIDTH * ratio_h / ratio_w)
     header = 56
@@ -85,6 +91,7 @@ def render_storyboard(title: str, aspect_ratio: str, rows: list[Mapping[str, Opt
             sheet.paste(fitted, (left + (CELL_WIDTH - fitted.width) // 2, top + (SHEET_HEIGHT - fitted.height) // 2))
             record = cell.provenance
             label += "  photo" if record.get("backend") == "user" else f"  take {record.get('take', 0)}"
+            _mark(draw, box, label, name in approved, record.get("note"), small)
             draw.text((left, top + SHEET_HEIGHT + 20), f"{record.get('backend')} | {record.get('model', '')}",
                       fill=INK, font=small)
             draw.text((left, top + SHEET_HEIGHT + 36), drawable_text(sheet_score_text(record.get("consistency", {}))),
@@ -105,6 +112,7 @@ def render_storyboard(title: str, aspect_ratio: str, rows: list[Mapping[str, Opt
                     sheet.paste(picture.convert("RGB").resize((CELL_WIDTH, cell_height)), box[:2])
                 record = image.provenance
                 label += f"  take {record['take']}"
+                _mark(draw, box, label, f"{chain}/scene_{row_index + 1}" in approved, record.get("note"), small)
                 # What made it, not what it cost this time: a sheet of the same images is the same sheet, whether
                 # they came from the model or the cache (costs are in the report).
                 detail = f"{record['backend']} | {record.get('model', '')}"
@@ -115,3 +123,19 @@ def render_storyboard(title: str, aspect_ratio: str, rows: list[Mapping[str, Opt
     buffer = io.BytesIO()
     sheet.save(buffer, "PNG")
     return buffer.getvalue()
+
+
+def _mark(draw: ImageDraw.ImageDraw, box: tuple[int, int, int, int], label: str, approved: bool,
+          note: Optional[str], font) -> None:
+    """The sign-off (a green frame, ``APPROVED`` after the label) and the notes (a band across the picture's foot)."""
+    left, top, right, bottom = box
+    if note:
+        band = bottom - 18
+        draw.rectangle((left, band, right, bottom), fill=NOTE_BAND)
+        text = drawable_text(f"note: {note}")
+        while text and font.getlength(text) > right - left - 8:
+            text = text[:-2] + "~"
+        draw.text((left + 4, band + 2), text, fill=(255, 255, 255), font=font)
+    if approved:
+        draw.rectangle((left - 3, top - 3, right + 2, bottom + 2), outline=APPROVED_INK, width=3)
+        draw.text((left + font.getlength(label) + 8, bottom + 4), "APPROVED", fill=APPROVED_INK, font=font)

@@ -41,7 +41,6 @@ from adchain_assets.plan.requests import (
     Maker,
     Parent,
     Request,
-    build_request,
     kind_of,
     outputs_of,
     parents_of,
@@ -49,6 +48,7 @@ from adchain_assets.plan.requests import (
     shown_to,
     subject_of,
 )
+from adchain_assets.plan.review import current_request
 
 RECENT_CALLS = 20  # the successful calls of a model, newest first, whose mean usage prices the next ones
 CACHED, NO_CALL, OFFLINE, NOMINAL = "cached", "no model call", "offline", "nominal"
@@ -208,7 +208,9 @@ def _request_after(name: str, loaded: LoadedBrief, stored: Stored, outdated: Map
         if record is None:
             return None
         parents[parent] = Parent(parent, record)
-    return build_request(name, loaded, parents, image_maker=image_maker, video_maker=video_maker, take=take)
+    return current_request(name, loaded, parents, record=stored.records.get(name), notes=stored.notes.get(name, ()),
+                           approved=stored.approvals.keys(), image_maker=image_maker, video_maker=video_maker,
+                           take=take)
 
 
 def _image_call(name: str, loaded: LoadedBrief, request: Optional[Request], maker: Maker,

@@ -6,7 +6,10 @@ compared with the ``request_sha256`` its stored provenance records: no file is "
 "changed request", and a request whose last call failed says so ("last attempt failed: HTTP_503"). A request the
 model refused for a final reason (a safety block, in the ledger) is *held*, not out of date: it is not asked
 again until its request changes or a new take is asked for, and what needs it waits with it. A request the
-campaign's budget stopped (``BUDGET`` in the ledger) is held the same way, until the budget changes.
+campaign's budget stopped (``BUDGET`` in the ledger) is held the same way, until the budget changes. An approved
+output is held too, whatever its request now says ("approved; request changed: ..." tells what the approval holds
+back), and what follows it is planned from its approved bytes. An image's or a sheet's request carries the
+director's notes in force on it (:func:`adchain_assets.plan.review.current_request`).
 
 Nothing here remembers what an earlier tick asked for: after any sequence of edits, reverts, failed, cancelled
 or killed runs, the plan of the stored outputs and the current brief is the work left. The sensor, ``adchain
@@ -27,12 +30,12 @@ from adchain_assets.plan.requests import (
     Maker,
     Parent,
     Request,
-    build_request,
     fingerprint,
     kind_of,
     outputs_of,
     parents_of,
 )
+from adchain_assets.plan.review import APPROVED_BUT_MISSING, Approval, approved_reason, current_request
 
 if TYPE_CHECKING:
     from adchain_assets.plan.estimate import Estimate
@@ -79,6 +82,8 @@ class Stored:
     records: Mapping[str, Optional[dict]]
     calls: Sequence[Call] = ()
     pending_takes: Mapping[str, int] = field(default_factory=dict)
+    notes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    approvals: Mapping[str, Approval] = field(default_factory=dict)
 
 
 def plan_campaign(loaded: LoadedBrief, stored: Stored, *, image_maker: Maker, video_maker: Maker,
@@ -99,34 +104,47 @@ def plan_campaign(loaded: LoadedBrief, stored: Stored, *, image_maker: Maker, vi
         if record is not None:
             plan.fingerprints[name] = str(record.get("request_sha256", ""))
         if waiting:
-            state[name] = "outdated"
-            plan.outdated.append((name, f"{PARENT_CHANGED}: {waiting[0]}"))
+            _settle(plan, state, stored, name, "outdated", f"{PARENT_CHANGED}: {waiting[0]}")
             continue
         if held_parents and name not in TOLERANT:
-            state[name] = "held"
-            plan.held.append((name, f"waits for held {held_parents[0]}"))
+            _settle(plan, state, stored, name, "held", f"waits for held {held_parents[0]}")
             continue
         take = take_of(name, record, stored.pending_takes)
-        request = build_request(
+        request = current_request(
             name, loaded, {p: Parent(p, records[p]) for p in parents if records.get(p) is not None},
+            record=record, notes=stored.notes.get(name, ()), approved=stored.approvals.keys(),
             image_maker=image_maker, video_maker=video_maker, take=take, spend_usd=spend,
         )
         if record is not None and record.get("request_sha256") == request.fingerprint:
-            state[name] = "ok"
+            _settle(plan, state, stored, name, "ok")
             continue
         refused = latest.refusal(name, request.call_keys, budget_usd)
         if refused is not None:
-            state[name] = "held"
-            plan.held.append((name, f"final failure: {refused.outcome}"))
+            _settle(plan, state, stored, name, "held", f"final failure: {refused.outcome}")
             continue
         failed = next((c for c in latest.tried(name, request.call_keys) if c.outcome != OK), None)
-        state[name] = "outdated"
-        plan.requests[name] = request
         if failed is not None:
-            plan.outdated.append((name, f"{FAILED}: {failed.outcome}"))
+            _settle(plan, state, stored, name, "outdated", f"{FAILED}: {failed.outcome}")
         else:
-            plan.outdated.append((name, MISSING if record is None else CHANGED))
+            _settle(plan, state, stored, name, "outdated", MISSING if record is None else CHANGED)
+        if state[name] == "outdated":
+            plan.requests[name] = request
     return plan
+
+
+def _settle(plan: Plan, state: dict[str, str], stored: Stored, name: str, status: str, reason: str = "") -> None:
+    """Record the verdict on ``name`` (ok, outdated or held, and why). An approved output is held whatever its
+    request says, and counts as made for what follows it; one whose file is gone holds what follows it too."""
+    if name in stored.approvals:
+        made = stored.records.get(name) is not None
+        state[name] = "ok" if made else "held"
+        plan.held.append((name, approved_reason(status, reason) if made else APPROVED_BUT_MISSING))
+        return
+    state[name] = status
+    if status == "outdated":
+        plan.outdated.append((name, reason))
+    elif status == "held":
+        plan.held.append((name, reason))
 
 
 def take_of(name: str, record: Optional[dict], pending: Mapping[str, int]) -> int:

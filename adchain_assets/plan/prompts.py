@@ -8,6 +8,13 @@ the very ones in those images. A prompt uses only its own scene's text for its o
 scene's text changes only that image's request. A subject's sheet (``sheets`` mode) is asked for from its
 description and the brief's look alone: a clean portrait with two views for a character, a packshot for a
 product.
+
+A director's note (``adchain regenerate --note``) adds two things. The notes in force on an image or sheet are a
+section of its prompt, so every later request of it (a new take, a re-make after its text or a parent changed)
+carries them as direction until they are cleared. An edit is the model's edit of the current take: that image is
+attached first, the prompt opens with the change to make and asks to keep everything else (the phrasing of
+Google's image-editing guide), and the other references are numbered after it. Without notes the text is exactly
+what it was before notes existed, so no stored request changes.
 """
 
 from __future__ import annotations
@@ -69,6 +76,15 @@ class ComposedPrompt:
     continuity: str
     reference_note: str
     sheet: Optional[str] = None
+    notes: tuple[str, ...] = ()  # the director's notes in force on this image
+    edit: str = ""  # the change an edit makes to the current take (attached first); empty: not an edit
+
+    @property
+    def role(self) -> str:
+        """What it makes, in words: ``reference image``, ``character reference sheet``."""
+        if self.slot is not None:
+            return _ROLE[self.slot.chain]
+        return _SHEET_WHAT["character" if self.subjects and self.subjects[0].kind == "character" else "product"]
 
     @property
     def title(self) -> str:
@@ -83,7 +99,8 @@ class ComposedPrompt:
 
     @property
     def text(self) -> str:
-        return "\n\n".join([f"{self.purpose}: {self.scene_text.strip()}", *self.context_sections()])
+        opening = [edit_instruction(self.role, self.edit)] if self.edit else []
+        return "\n\n".join([*opening, f"{self.purpose}: {self.scene_text.strip()}", *self.context_sections()])
 
     def context_sections(self) -> list[str]:
         """Everything after the scene text: subjects, look, continuity and the reference note."""
@@ -95,6 +112,9 @@ class ComposedPrompt:
             parts.append("Look: " + "; ".join(f"{label}: {value.strip()}" for label, value in self.look) + ".")
         if self.continuity.strip():
             parts.append(f"Continuity: {self.continuity.strip()}")
+        if self.notes:
+            lines = "\n".join(f"- {note}" for note in self.notes)
+            parts.append(f"Director's notes on this image, to follow:\n{lines}")
         if self.reference_note:
             parts.append(self.reference_note)
         return parts
@@ -105,22 +125,38 @@ def describe_reference(slot: Slot) -> str:
     return f"the {_ROLE[slot.chain]} of scene {slot.scene}"
 
 
-def reference_note(brief: Brief, slot: Slot, references: Sequence[Slot], sheets: Sequence[str] = ()) -> str:
+def edit_instruction(role: str, change: str) -> str:
+    """The opening of an edit's prompt: the change to make to the image attached first (the current take of this
+    ``role``: ``reference image``, ``product packshot``), keeping the rest."""
+    return (
+        f"Edit the first attached image, the current take of this {role}: {change.strip()}. Change only what"
+        " this asks for and keep everything else in that image as it is: the same subjects, framing,"
+        " composition, background, lighting and colours."
+    )
+
+
+def reference_note(brief: Brief, slot: Slot, references: Sequence[Slot], sheets: Sequence[str] = (), *,
+                   edited: bool = False) -> str:
     """The instruction that ties the text to the reference images, naming what each one shows; empty when there
-    are none. ``references`` are earlier images of the campaign, ``sheets`` the subjects whose sheets follow them."""
-    if not references and not sheets:
+    are none. ``references`` are earlier images of the campaign, ``sheets`` the subjects whose sheets follow them;
+    ``edited``: the current take of this image is attached first (an edit), and the others are numbered after it."""
+    if not references and not sheets and not edited:
         return ""
     count = len(references) + len(sheets)
     images = "the reference images" if count > 1 else "the reference image"
-    listing = [f"Image {i}: {describe_reference(r)}" + (" (the previous shot)" if sheets else "") + "."
-               for i, r in enumerate(references, start=1)]
+    listed = [f"the current take of this {_ROLE[slot.chain]}, to edit"] if edited else []
+    first = len(listed) + 1  # the number of the first reference image
+    listed += [describe_reference(r) + (" (the previous shot)" if sheets else "") for r in references]
     sheet_image = {}
-    for i, subject_id in enumerate(sheets, start=len(references) + 1):
+    for i, subject_id in enumerate(sheets, start=first + len(references)):
         subject = brief.subject(subject_id)
         sheet_image[subject_id] = i
-        listing.append(f"Image {i}: the {subject_id} ({'photo' if subject.photo else _SHEET_WHAT[subject.kind]}).")
+        listed.append(f"the {subject_id} ({'photo' if subject.photo else _SHEET_WHAT[subject.kind]})")
+    listing = " ".join(f"Image {i}: {what}." for i, what in enumerate(listed, start=1))
+    sentences = [f"Reference images, in the order attached. {listing}"]
+    if not count:
+        return " ".join(sentences)
     shown = {subject for ref in references for subject in brief.scene(ref.scene).subjects}
-    sentences = [f"Reference images, in the order attached. {' '.join(listing)}"]
     for subject_id in brief.scene(slot.scene).subjects:
         subject = brief.subject(subject_id)
         if subject_id in sheet_image:
@@ -140,7 +176,7 @@ def reference_note(brief: Brief, slot: Slot, references: Sequence[Slot], sheets:
                 f" above, in the same visual world."
             )
     if references:
-        scene_images = "image 1" if sheets and len(references) == 1 else images
+        scene_images = f"image {first}" if sheets and len(references) == 1 else images
         sentences.append(
             f"Keep the style, colour palette and lighting consistent with {scene_images}; change only what this"
             f" {_ROLE[slot.chain]}'s text asks for."
@@ -150,9 +186,11 @@ def reference_note(brief: Brief, slot: Slot, references: Sequence[Slot], sheets:
     return " ".join(sentences)
 
 
-def compose_prompt(brief: Brief, slot: Slot, references: Sequence[Slot], sheets: Sequence[str] = ()) -> ComposedPrompt:
+def compose_prompt(brief: Brief, slot: Slot, references: Sequence[Slot], sheets: Sequence[str] = (), *,
+                   notes: Sequence[str] = (), edit: str = "") -> ComposedPrompt:
     """The full prompt of ``slot``, given the images the model will be shown: earlier images of the campaign,
-    then the sheets of the subjects ``sheets`` names."""
+    then the sheets of the subjects ``sheets`` names; the director's ``notes`` in force on it and, for an edit of
+    its current take (attached before the references), the change ``edit``."""
     scene = brief.scene(slot.scene)
     return ComposedPrompt(
         slot=slot,
@@ -162,20 +200,27 @@ def compose_prompt(brief: Brief, slot: Slot, references: Sequence[Slot], sheets:
         ),
         look=tuple(brief.look.markers()),
         continuity=scene.continuity,
-        reference_note=reference_note(brief, slot, references, sheets),
+        reference_note=reference_note(brief, slot, references, sheets, edited=bool(edit)),
+        notes=tuple(notes),
+        edit=edit,
     )
 
 
-def compose_sheet_prompt(brief: Brief, subject: Subject) -> ComposedPrompt:
-    """The prompt of a subject's sheet: what kind of sheet, the subject's full description, the brief's look."""
+def compose_sheet_prompt(brief: Brief, subject: Subject, *, notes: Sequence[str] = (), edit: str = "") -> ComposedPrompt:
+    """The prompt of a subject's sheet: what kind of sheet, the subject's full description, the brief's look; the
+    director's ``notes`` in force on it and, for an edit of its current take (attached, the only image), ``edit``."""
+    what = _SHEET_WHAT[subject.kind]
     return ComposedPrompt(
         slot=None,
         scene_text=f"{subject.id}: {_SHEET_TEXT[subject.kind]}",
         subjects=(SubjectLine(subject.id, subject.kind, subject.description),),
         look=tuple(brief.look.markers()),
         continuity="",
-        reference_note="",
+        reference_note=f"Reference images, in the order attached. Image 1: the current take of this {what}, to edit."
+        if edit else "",
         sheet=subject.id,
+        notes=tuple(notes),
+        edit=edit,
     )
 
 

@@ -13,6 +13,10 @@ plus the ranking settings; with N = 1 the output's fingerprint is its one candid
 Parents are given as :class:`Parent` records (their stored provenance), so the plan never decodes an image: an
 image's provenance carries ``pixels_sha256``, the digest of its decoded pixels (a re-encoded PNG of the same
 picture is the same reference).
+
+An image or a sheet may carry a :class:`Direction`: the director's notes in force on it (part of its prompt) and,
+for an edit, the take it edits (its pixels are shown first). Without notes a request is exactly what it was
+before notes existed.
 """
 
 from __future__ import annotations
@@ -21,13 +25,19 @@ import hashlib
 import io
 import json
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Collection, Mapping, Optional, Sequence
 
 from PIL import Image
 
 from adchain_assets.brief.model import Brief, LoadedBrief
 from adchain_assets.plan.catalogue import DEFAULT_IMAGE_MODEL, reference_limits
-from adchain_assets.plan.prompts import SHEET_ASPECT_RATIOS, compose_clip_prompt, compose_prompt, compose_sheet_prompt
+from adchain_assets.plan.prompts import (
+    SHEET_ASPECT_RATIOS,
+    ComposedPrompt,
+    compose_clip_prompt,
+    compose_prompt,
+    compose_sheet_prompt,
+)
 from adchain_assets.plan.references import (
     CHAINS,
     SHEETS,
@@ -39,7 +49,7 @@ from adchain_assets.plan.references import (
 )
 
 # Bump when a code change changes what an unchanged request produces.
-CODE_VERSIONS = {"image": "2", "user_image": "1", "sheet": "1", "clip": "2", "storyboard": "4", "ad": "2", "report": "2"}
+CODE_VERSIONS = {"image": "2", "user_image": "1", "sheet": "1", "clip": "2", "storyboard": "4", "ad": "2", "report": "3"}
 STORYBOARD, AD, REPORT = "storyboard", "ad", "report"
 AD_CROSSFADE_S = 0.5
 
@@ -136,6 +146,37 @@ class Request:
         return self.candidate_fingerprints or [self.fingerprint]
 
 
+@dataclass(frozen=True)
+class Edit:
+    """What an edit starts from: a take of the same image (shown to the model first) and the change asked."""
+
+    note: str
+    take: int
+    sha256: str
+    pixels: str  # pixel digest of that take (what the request keys on)
+
+    def to_record(self) -> dict[str, Any]:
+        return {"note": self.note, "take": self.take, "sha256": self.sha256, "pixels_sha256": self.pixels}
+
+    @classmethod
+    def from_record(cls, record: Optional[Mapping[str, Any]]) -> Optional["Edit"]:
+        """The edit a provenance's ``edit`` field names (None when the image was not an edit)."""
+        if not record:
+            return None
+        return cls(str(record["note"]), int(record["take"]), str(record["sha256"]),
+                   str(record.get("pixels_sha256") or record["sha256"]))
+
+
+@dataclass(frozen=True)
+class Direction:
+    """The director's notes in force on an image and, for an edit of its current take, that edit."""
+
+    notes: tuple[str, ...] = ()
+    edit: Optional[Edit] = None
+
+
+
+
 def candidate_material(maker: Maker, prompt: str, aspect_ratio: str, reference_pixels: Sequence[str], take: int,
                        candidate: int) -> dict[str, Any]:
     """One image call's request: what the generation cache keys on."""
@@ -222,6 +263,22 @@ def parents_of(output: str, loaded: LoadedBrief, image_maker: Optional[Maker] = 
         clip_output(k) for k in range(1, count + 1)]
 
 
+def image_prompt(loaded: LoadedBrief, slot: Slot, image_maker: Optional[Maker],
+                 direction: Optional[Direction] = None) -> ComposedPrompt:
+    """The prompt of ``slot`` with what it is shown (:func:`shown_to`) and ``direction``."""
+    direction = direction or Direction()
+    shown, sheets = shown_to(loaded, slot, image_maker)
+    return compose_prompt(loaded.brief, slot, shown, sheets, notes=direction.notes,
+                          edit=direction.edit.note if direction.edit else "")
+
+
+def sheet_prompt(brief: Brief, subject_id: str, direction: Optional[Direction] = None) -> ComposedPrompt:
+    """The prompt of ``subject_id``'s sheet with ``direction``."""
+    direction = direction or Direction()
+    return compose_sheet_prompt(brief, brief.subject(subject_id), notes=direction.notes,
+                                edit=direction.edit.note if direction.edit else "")
+
+
 def user_image_request(output: str, loaded: LoadedBrief, relative: str) -> Request:
     """The request of an output that is a file the brief names (``reference_image``, a subject's ``photo``), used
     as is: the file's sha256 decides it."""
@@ -239,8 +296,11 @@ def build_request(
     video_maker: Optional[Maker] = None,
     take: int = 0,
     spend_usd: float = 0.0,
+    direction: Optional[Direction] = None,
+    approved: Collection[str] = (),
 ) -> Request:
-    """The full request of ``output`` from the pinned brief and its stored ``parents`` (see :func:`parents_of`)."""
+    """The full request of ``output`` from the pinned brief and its stored ``parents`` (see :func:`parents_of`);
+    an image's ``direction`` (notes, an edit), and the ``approved`` outputs the review outputs mark."""
     brief = loaded.brief
     kind = kind_of(output)
     version = CODE_VERSIONS[kind]
@@ -249,8 +309,9 @@ def build_request(
         if subject.photo:
             return user_image_request(output, loaded, subject.photo)
         assert image_maker is not None, "a sheet request needs the image model"
-        prompt = compose_sheet_prompt(brief, subject).text
-        candidate = candidate_material(image_maker, prompt, SHEET_ASPECT_RATIOS[subject.kind], [], take, 0)
+        prompt = sheet_prompt(brief, subject.id, direction).text
+        edited = [direction.edit.pixels] if direction is not None and direction.edit is not None else []
+        candidate = candidate_material(image_maker, prompt, SHEET_ASPECT_RATIOS[subject.kind], edited, take, 0)
         material = {"candidates": [fingerprint(candidate)], "sheet": version, "checks": brief.checks.model_dump(),
                     "subject": subject.model_dump()}
         return Request(output, material, (candidate,))
@@ -260,8 +321,10 @@ def build_request(
             return user_image_request(output, loaded, brief.reference_image)
         assert image_maker is not None, "an image request needs the image model"
         shown, sheets = shown_to(loaded, slot, image_maker)
-        prompt = compose_prompt(brief, slot, shown, sheets).text
+        prompt = image_prompt(loaded, slot, image_maker, direction).text
         pixels = [parents[ref.key].pixels for ref in shown] + [parents[sheet_output(s)].pixels for s in sheets]
+        if direction is not None and direction.edit is not None:
+            pixels.insert(0, direction.edit.pixels)  # the take being edited is shown first
         candidates = tuple(
             candidate_material(image_maker, prompt, brief.aspect_ratio, pixels, take, c)
             for c in range(brief.takes_per_image)
@@ -288,6 +351,7 @@ def build_request(
             cells.append(None if parent is None else {
                 "output": name, "sha256": parent.sha256, "take": parent.provenance.get("take", 0),
                 "backend": parent.provenance.get("backend"), "consistency": parent.provenance.get("consistency"),
+                **_review_marks(name, parent, approved),
             })
         material = {"kind": STORYBOARD, "v": version, "title": brief.title, "aspect_ratio": brief.aspect_ratio,
                     "cells": cells}
@@ -298,4 +362,18 @@ def build_request(
         return Request(output, material)
     rows = {name: parents[name].sha256 for name in parents_of(output, loaded) if name in parents}
     material = {"kind": REPORT, "v": version, "outputs": rows, "spend_usd": round(spend_usd, 6)}
+    signed = sorted(name for name in rows if name in approved)
+    if signed:  # only when there is any, so that the requests of reports made before sign-off existed hold
+        material["approved"] = signed
     return Request(output, material)
+
+
+def _review_marks(name: str, parent: Parent, approved: Collection[str]) -> dict[str, Any]:
+    """What the storyboard shows of a cell beyond its image: its sign-off and notes (keys only when present, so
+    that the requests of storyboards made before either existed hold)."""
+    marks: dict[str, Any] = {}
+    if name in approved:
+        marks["approved"] = True
+    if parent.provenance.get("note"):
+        marks["note"] = parent.provenance["note"]
+    return marks

@@ -431,6 +431,17 @@ class CampaignFiles:
         write_output_file(path, StoredOutput(data, {**provenance, "sha256": sha256(data), "bytes": len(data)}))
         return path
 
+    def read_record(self, campaign: str, output: str) -> Optional[dict]:
+        """The provenance JSON of ``output`` as stored (None when there is none), even when its data file is
+        missing or does not match: the latest intent, as :meth:`current_take` reads it."""
+        path = self.output_path(campaign, output).with_suffix(".json")
+        uncached(path.parent)
+        try:
+            record = json.loads(path.read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+        return record if isinstance(record, dict) else None
+
     def current_take(self, campaign: str, output: "str | Slot") -> int:
         """The take of the stored image or sheet (0 when there is none): a new take is kept by later runs.
 

@@ -1,5 +1,6 @@
-"""What the plan reads of a campaign: the provenance of every output, the takes of cut-short writes and the
-ledger, in one listing and one batch of reads for the outputs plus one for the ledger."""
+"""What the plan reads of a campaign: the provenance of every output, the takes of cut-short writes, the ledger
+and the review records (notes, approvals), in one listing and one batch of reads for the outputs plus one each
+for the ledger and the review records."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from adchain_assets.plan.plan import Stored
 from adchain_assets.plan.requests import kind_of, outputs_of
 from adchain_assets.store.files import CampaignFiles
 from adchain_assets.store.ledger import Ledger
+from adchain_assets.store.review import ReviewStore
 
 
 def read_state(files: CampaignFiles, ledger: Ledger, loaded: LoadedBrief) -> Stored:
@@ -18,4 +20,6 @@ def read_state(files: CampaignFiles, ledger: Ledger, loaded: LoadedBrief) -> Sto
         name: files.current_take(campaign, name)
         for name in names if records[name] is None and kind_of(name) in ("image", "sheet")
     }
-    return Stored(records=records, calls=ledger.calls(campaign), pending_takes=pending)
+    review = ReviewStore(files.base_path).read(campaign)
+    return Stored(records=records, calls=ledger.calls(campaign), pending_takes=pending, notes=review.notes,
+                  approvals=review.approvals)

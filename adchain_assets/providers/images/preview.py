@@ -317,6 +317,10 @@ def _draw_header(draw: ImageDraw.ImageDraw, box: Box, request: ImageRequest) -> 
     continuity: list[str] = []
     if prompt.continuity.strip():
         continuity = _wrap(f"Continuity: {prompt.continuity}", small, width, 2)
+    if prompt.edit:  # an edit of the current take (shown first among the references)
+        continuity = _wrap(f"Edit: {prompt.edit}", small, width, 2) + continuity
+    if prompt.notes:
+        continuity += _wrap(f"Director's notes: {'; '.join(prompt.notes)}", small, width, 2)
     fixed = 2 * PADDING + 2 * GAP + _line_height(title)
     fixed += (len(purpose) + max(len(subjects), 1) + len(continuity)) * _line_height(small)
     scene = _wrap(prompt.scene_text, body, width, max(1, (y1 - y0 - fixed) // _line_height(body)))
