@@ -1,4 +1,5 @@
-"""The ``adchain`` command: validate, plan, materialize, regenerate, status, demo, doctor, models and draft.
+"""The ``adchain`` command: validate, plan, materialize, regenerate, status, export, demo, doctor, models and
+draft.
 
 The top layer: it may import any other. Exit codes: 0 done, 1 a generation or run failed, 2 bad input.
 """

@@ -58,7 +58,8 @@ SCHEMA_KEYWORDS = frozenset({
     "minLength", "maxLength", "pattern", "minimum", "maximum", "anyOf", "propertyOrdering",
 })
 # Fields a draft leaves to their defaults (or fills itself): never asked of the model.
-NOT_DRAFTED = {"Brief": {"video", "checks", "takes_per_image", "reference_image"}, "Subject": {"photo"}}
+NOT_DRAFTED = {"Brief": {"video", "checks", "takes_per_image", "reference_image", "brand", "music"},
+               "Subject": {"photo"}, "Scene": {"caption"}}  # the finish (brand, supers, sound) is the user's
 _STOP_WORDS = frozenset("a an the on at in of with and for to by from into its her his their our".split())
 
 

@@ -97,6 +97,7 @@ def run_campaign(campaign: str, *, out=sys.stdout) -> int:
 def cmd_validate(args) -> int:
     from adchain_assets.brief.lint import lint_messages
     from adchain_assets.brief.model import BriefError, load_brief
+    from adchain_assets.media.finish import finish_problems
     from adchain_assets.plan.catalogue import problems_for
     from adchain_assets.settings import Settings
 
@@ -105,7 +106,7 @@ def cmd_validate(args) -> int:
     for path in args.briefs:
         try:
             loaded = load_brief(Path(path), max_scenes=settings.max_scenes)
-            problems = problems_for(loaded.brief, *settings.models_in_use(), file=str(path))
+            problems = problems_for(loaded.brief, *settings.models_in_use(), file=str(path)) + finish_problems(loaded)
             if problems:  # what the configured models cannot make, before any call
                 raise BriefError(problems)
         except BriefError as error:
@@ -275,6 +276,12 @@ def cmd_status(args) -> int:
     return EXIT_OK
 
 
+def cmd_export(args) -> int:
+    from adchain_assets.cli.export import export
+
+    return export(args.campaign, zip_path=args.zip, to=args.to)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from adchain_assets.cli.draft import add_parser as add_draft_parser
 
@@ -301,6 +308,12 @@ def build_parser() -> argparse.ArgumentParser:
     regenerate.add_argument("--scene", type=int, required=True, metavar="K")
     regenerate.add_argument("--chain", choices=("reference", "start", "end"), default="reference")
     regenerate.set_defaults(handler=cmd_regenerate)
+    export = commands.add_parser("export", help="write a campaign's deliverables out: a zip or a folder")
+    export.add_argument("campaign")
+    where = export.add_mutually_exclusive_group()
+    where.add_argument("--zip", metavar="PATH", help="a zip of the deliverables and their manifest")
+    where.add_argument("--to", metavar="DIR", help="a folder (default ./<campaign>-deliverables)")
+    export.set_defaults(handler=cmd_export)
     demo = commands.add_parser("demo", help="materialize every sample brief offline")
     demo.set_defaults(handler=cmd_demo)
     doctor = commands.add_parser("doctor", help="check the set-up (key, endpoint, models, prices, folders); exit 1 on a failed check")

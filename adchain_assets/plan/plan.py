@@ -23,6 +23,7 @@ from adchain_assets.plan.calls import OK, Call, LatestCalls, spend_of
 from adchain_assets.plan.requests import (
     REPORT,
     STORYBOARD,
+    STORYBOARD_PDF,
     Maker,
     Parent,
     build_request,
@@ -33,7 +34,8 @@ from adchain_assets.plan.requests import (
 )
 
 MISSING, CHANGED, PARENT_CHANGED, FAILED = "missing", "changed request", "parent changed", "last attempt failed"
-TOLERANT = (STORYBOARD, REPORT)  # made from whatever exists: a held image is an empty cell, not a reason to wait
+# Made from whatever exists: a held image is an empty cell, not a reason to wait.
+TOLERANT = (STORYBOARD, REPORT, STORYBOARD_PDF)
 
 
 @dataclass
