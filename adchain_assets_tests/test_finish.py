@@ -221,14 +221,20 @@ def clip(shade: int, seconds: float = 2.0) -> bytes:
 
 def test_a_finished_ad_ends_on_the_card_with_cues_at_the_scenes_times_and_music_at_minus_14_lufs(tmp_path):
     card = EndCard("Discover Aurora", "aurora.example", "Fictional brand.", ("#2b1d1a",))
+    bug = logo(tmp_path / "logo.png").read_bytes()
     finish = Finish("9:16", captions=["First light.", "", "Wear the dawn."], end_card=card, end_card_s=1.0,
-                    music=tone(tmp_path / "bed.m4a", seconds=2).read_bytes())
+                    music=tone(tmp_path / "bed.m4a", seconds=2).read_bytes(), logo_bug=bug)
     finished = finish_ad([clip(60), clip(120), clip(180)], finish, crossfade_s=0.5, title="Aurora")
     info = probe(finished.mp4)
     # title, three clips, end card: four cross-fades
     assert info.audio and finished.info.duration_s == pytest.approx(1.5 + 3 * 2 + 1.0 - 4 * 0.5, abs=0.05)
     with read_frames(finished.mp4) as (_, frames):
-        last = list(frames)[-1].astype(int)
+        every = list(frames)
+    last = every[-1].astype(int)
+    middle = every[round(3.5 * 24)].astype(int)  # scene 2, no caption: grey 120 but for the logo bug
+    left, top, right, _ = VERTICAL_SAFE.box(SIZE)
+    corner = middle[top:top + 40, right - 50:right]
+    assert np.abs(corner - 120).max() > 60 and np.abs(middle[300:400] - 120).max() < 8
     rendered = render_end_card(card, SIZE, VERTICAL_SAFE).astype(int)
     other = render_end_card(EndCard("Shop now", card.url, card.legal, card.colors), SIZE, VERTICAL_SAFE).astype(int)
     cta = np.abs(rendered - other).sum(axis=2) > 150  # where the two calls to action differ
@@ -286,3 +292,33 @@ def test_the_storyboard_pdf_has_a_cover_and_a_numbered_page_per_scene(tmp_path):
                                                    brief_sha256=loaded.sha256, spend_usd=0.25, rows=rows))
     assert pdf.startswith(b"%PDF") and len(re.findall(rb"/Type /Page\b", pdf)) == 1 + len(loaded.brief.scenes)
     assert b"/CreationDate" not in pdf  # the same storyboard is the same bytes
+
+
+# ---------------------------------------------------------------------------------------------- lineage
+
+@pytest.mark.parametrize("old, new", [
+    ("cta: Discover Aurora", "cta: Find your first light"),
+    ("caption: Every morning has a first light.", "caption: Every dawn is new."),
+    ('colors: ["#2b1d1a"]', 'colors: ["#102030"]'),
+])
+def test_a_brand_or_caption_edit_changes_the_cut_and_the_pdf_requests_and_no_image_or_clip(tmp_path, old, new):
+    import shutil
+
+    from adchain_assets.plan.requests import Maker, Parent, build_request, output_names, parents_of
+
+    shutil.copytree(SAMPLE_BRIEFS, tmp_path / "briefs")
+    path = tmp_path / "briefs" / "aurora-perfume.yaml"
+    before = load_brief(path, max_scenes=8)
+    path.write_text(path.read_text().replace(old, new))
+    after = load_brief(path, max_scenes=8)
+    makers = {"image_maker": Maker("gemini", "image-model"), "video_maker": Maker("veo", "video-model")}
+
+    def record(name):  # a stored parent as the plan sees it: its provenance
+        return Parent(name, {"sha256": f"{name:>64}".replace(" ", "0")[-64:], "take": 0})
+
+    changed = set()
+    for name in output_names(4):
+        parents = {p: record(p) for p in parents_of(name, before)}
+        if build_request(name, before, parents, **makers).fingerprint != build_request(name, after, parents, **makers).fingerprint:
+            changed.add(name)
+    assert changed == {"ad", "storyboard_pdf"}  # the deliverables follow as their parents' sha256 change
