@@ -22,6 +22,11 @@ demo: $(VENV)/.installed
 	mkdir -p $(DAGSTER_HOME)
 	$(BIN)/adchain demo
 
+# The README's picture, docs/storyboard.png: the demo's aurora-perfume storyboard made offline in a temporary data
+# folder and instance (data/ and .dagster_home/ are left alone), scaled to 560 px wide.
+picture: $(VENV)/.installed
+	$(BIN)/python scripts/picture.py
+
 # Debian's Chromium for the UI test (Playwright drives it; its own browser download cannot work here).
 browser:
 	scripts/install-browser.sh

@@ -1,6 +1,6 @@
-"""The project's Dagster definitions: three chains of images, their clips and the ad, the review outputs (the
-storyboard sheet and PDF, the report) and the deliverables, the resources that make and store them, the campaign
-job and the sensor that runs what is out of date.
+"""The project's Dagster definitions: the subject sheets, three chains of images, their clips and the ad, the review
+outputs (the storyboard sheet and PDF, the report) and the deliverables, the resources that make and store them, the
+campaign job and the sensor that runs what is out of date.
 
 Everything is built from :class:`adchain_assets.settings.Settings` (the environment, read once); a setting the
 project cannot use stops the code location from loading with a message naming the variable.
@@ -17,6 +17,7 @@ from adchain_assets.defs.jobs import build_executor, campaign_job
 from adchain_assets.defs.resources import build_resources
 from adchain_assets.defs.review import build_report_asset, build_storyboard_asset, build_storyboard_pdf_asset
 from adchain_assets.defs.sensors import build_brief_sensor
+from adchain_assets.defs.sheets import build_sheets_asset
 from adchain_assets.defs.steps import step_retry
 from adchain_assets.settings import Settings
 
@@ -27,6 +28,7 @@ def build_definitions(settings: Settings, resources: Optional[Mapping[str, objec
     retry = step_retry(settings.step_retry_delay_s)
     return dg.Definitions(
         assets=[
+            build_sheets_asset(retry),
             *build_image_assets(settings.max_scenes, retry),
             *build_clip_assets(settings.max_scenes, retry),
             build_storyboard_asset(settings.max_scenes),

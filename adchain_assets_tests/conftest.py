@@ -7,14 +7,15 @@ from pathlib import Path
 import pytest
 from dagster import DagsterInstance
 
-from .helpers import PROJECT, SAMPLE_BRIEFS
+from .helpers import PROJECT, SAMPLE_BRIEFS, SHEETS_SAMPLES
 
 
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
-    """A copy of the project's sample briefs (and their reference photos) in a fresh data folder."""
+    """A fresh data folder with the two chain-mode sample briefs (aurora-perfume, muse-portrait) and their photos;
+    tests of the sheets sample (lumen-dive) copy it themselves."""
     root = tmp_path / "data"
-    shutil.copytree(SAMPLE_BRIEFS, root / "briefs")
+    shutil.copytree(SAMPLE_BRIEFS, root / "briefs", ignore=shutil.ignore_patterns(*SHEETS_SAMPLES))
     return root
 
 

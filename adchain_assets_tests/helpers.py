@@ -25,6 +25,7 @@ from .gemini_server import image_reply, image_size, make_png
 
 PROJECT = Path(__file__).resolve().parents[1]
 SAMPLE_BRIEFS = PROJECT / "data" / "briefs"
+SHEETS_SAMPLES = ("lumen-dive.yaml",)  # the sample of reference_mode: sheets
 ADCHAIN = str(Path(sys.executable).parent / "adchain")
 
 SIX = {"reference/scene_3", "reference/scene_4", "start/scene_3", "start/scene_4", "end/scene_3", "end/scene_4"}

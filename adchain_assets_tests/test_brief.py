@@ -75,7 +75,7 @@ def test_valid_brief_defaults(tmp_path):
         (("kind: product", "kind: gadget"), "subjects[0].kind", "'product' or 'character'"),
         (("    start: close-up\n", ""), "scenes[0].start", "is required"),
         (("reference: bottle on a vanity", "reference: '   '"), "scenes[0].reference", "must not be blank"),
-        (("title: Test", "title: Test\nreference_mode: both"), "reference_mode", "'chain' or 'anchored'"),
+        (("title: Test", "title: Test\nreference_mode: both"), "reference_mode", "'chain', 'anchored' or 'sheets'"),
         (("title: Test", "title: 12"), "title", "valid string"),
         (("id: woman", "id: bottle"), "subjects[1].id", "defined twice"),
         (("id: woman", "id: Woman!"), "subjects[1].id", "should match pattern"),

@@ -87,6 +87,7 @@ def test_a_valid_answer_becomes_a_brief_that_passes_strict_validation(env, fake_
     assert f"{path}: written" in err and "warning" not in err
     brief = yaml.safe_load(path.read_text())
     assert len(brief["scenes"]) == 4 and brief["aspect_ratio"] == "9:16"
+    assert brief["reference_mode"] == "sheets"  # every subject gets a sheet every image of it is shown
     assert main(["validate", "--strict", str(path)]) == 0
     assert "ok (4 scenes" in capsys.readouterr().out
 
@@ -97,7 +98,7 @@ def test_a_valid_answer_becomes_a_brief_that_passes_strict_validation(env, fake_
     assert request.system_instruction == INSTRUCTIONS
     assert IDEA in request.prompt_text and "exactly 4 scenes" in request.prompt_text
     assert keywords(request.response_schema) <= SCHEMA_KEYWORDS  # Gemini's subset only
-    assert set(request.response_schema["properties"]) == {"title", "aspect_ratio", "reference_mode", "look", "subjects", "scenes"}
+    assert set(request.response_schema["properties"]) == {"title", "aspect_ratio", "look", "subjects", "scenes"}
 
     [call] = Ledger(str(env)).calls(CAMPAIGN)
     assert (call.output, call.kind, call.backend, call.model, call.outcome) == ("draft", "text", "gemini", DEFAULT_TEXT_MODEL, "ok")
@@ -145,7 +146,10 @@ def test_lint_warnings_alone_are_sent_back_too(env, fake_gemini):
     assert main(["draft", IDEA, "--id", "balcony"]) == 0
     retry = fake_gemini.requests[1].body["contents"][2]["parts"][0]["text"]
     assert "subjects[0].description: character 'woman' lacks hair (colour and style), an eye colour and a" in retry
-    assert "is described in 7 words" in retry and "for example: " in retry
+    assert "is described in 7 words" in retry and "; write more: a character's description names the age" in retry
+    # the model is told what to add, not handed made-up details appended to its own text
+    assert "; add what is true of this character: hair (its colour, length and style" in retry
+    assert "ivory blouse, " not in retry and "for example: " not in retry
     written = yaml.safe_load((env / "briefs" / "balcony.yaml").read_text())
     assert written["subjects"][0]["description"] == answer()["subjects"][0]["description"]  # the second answer's
 

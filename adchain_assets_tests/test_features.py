@@ -104,12 +104,12 @@ def test_checks_read_the_anchors_features_from_storage_without_loading_their_png
     """muse-portrait's character is anchored to the brief's photo; a stored predecessor gives the self distance."""
     data = Path(__file__).parents[1] / "data" / "briefs" / "muse-portrait.yaml"
     loaded = load_brief(data, max_scenes=8)
-    images = {Slot("reference", 1): png_of("leslie_2.jpg"), Slot("reference", 2): png_of("leslie_1.jpg")}
+    images = {"reference/scene_1": png_of("leslie_2.jpg"), "reference/scene_2": png_of("leslie_1.jpg")}
     slot = Slot("reference", 2)
-    expected = summary(score_image(loaded, slot, images[slot], images.get))  # memory only, PNGs passed in
+    expected = summary(score_image(loaded, slot, images[slot.key], images.get))  # memory only, PNGs passed in
 
     store = FeatureStore(tmp_path)
-    score_image(loaded, Slot("reference", 1), images[Slot("reference", 1)], images.get, store=store)
+    score_image(loaded, Slot("reference", 1), images["reference/scene_1"], images.get, store=store)
     forget_memory()
     store = FeatureStore(tmp_path)
     loads = []
@@ -118,7 +118,7 @@ def test_checks_read_the_anchors_features_from_storage_without_loading_their_png
         loads.append(other)
         return images.get(other)
 
-    scores = score_image(loaded, slot, images[slot], image_of, store=store,
+    scores = score_image(loaded, slot, images[slot.key], image_of, store=store,
                          sha_of=lambda other: sha(images[other]) if other in images else None)
     assert summary(scores) == expected
     assert loads == [] and store.read >= 1

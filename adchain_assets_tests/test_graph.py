@@ -24,7 +24,8 @@ def test_image_assets_and_edges_match_the_contract(tmp_path):
     assert image_keys == expected
     for key in expected:
         parents = {parent.to_user_string() for parent in graph.get(AssetKey.from_user_string(key)).parent_keys}
-        assert parents == contract_parents(key), key
+        # the CONTRACT's edges between images, and the subject sheets (third round) that any image may be shown
+        assert parents == contract_parents(key) | {"subjects"}, key
 
 
 def test_max_scenes_sets_the_number_of_slots(tmp_path):
@@ -42,7 +43,8 @@ def test_every_image_is_partitioned_by_campaign(tmp_path):
 
 def test_storyboard_is_downstream_of_every_image(tmp_path):
     graph = definitions_for(tmp_path, max_scenes=4).resolve_asset_graph()
-    assert graph.get(AssetKey("storyboard")).parent_keys == {AssetKey(s.key_path) for s in all_slots(4)}
+    assert graph.get(AssetKey("storyboard")).parent_keys == {AssetKey(s.key_path) for s in all_slots(4)} | {
+        AssetKey("subjects")}
 
 
 def test_critical_path_of_n_scenes_is_n_plus_two_calls():

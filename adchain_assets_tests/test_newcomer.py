@@ -43,7 +43,7 @@ def test_the_sensor_over_the_default_relative_data_folder_brings_a_campaign_to_r
     first = tick(defs, instance)
     for request in first.run_requests:
         assert execute(defs, instance, request).success
-    assert set(selected(first)) == {"aurora-perfume", "muse-portrait"}
+    assert set(selected(first)) == {"aurora-perfume", "muse-portrait", "lumen-dive"}
     again = tick(defs, instance)
     assert not again.run_requests, [request.asset_selection for request in again.run_requests]  # at rest
     rows = report_rows(clone)

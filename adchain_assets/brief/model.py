@@ -160,12 +160,16 @@ class Brief(_Strict):
     title: str = _text(MAX_TEXT_CHARS, required=False, description="The campaign's title")
     aspect_ratio: str = Field(default="1:1", description="Image shape: " + " ".join(ASPECT_RATIOS))
     reference_image: Optional[str] = Field(default=None, description="User image used as is for reference/scene_1")
-    reference_mode: Literal["chain", "anchored"] = Field(default="chain", description=(
-        "chain: each image sees the previous one; anchored: also the first reference image"))
+    reference_mode: Literal["chain", "anchored", "sheets"] = Field(default="chain", description=(
+        "chain: each image sees the previous one; anchored: also the first reference image; sheets: the previous"
+        " image and a sheet (portrait or packshot) of every subject in the scene, made once per subject"))
     look: Look = Field(default_factory=Look, description="Consistency markers added to every prompt")
     video: Video = Field(default_factory=Video)
     checks: Checks = Field(default_factory=Checks)
     takes_per_image: int = Field(default=1, ge=1, le=MAX_TAKES_PER_IMAGE)
+    budget_usd: Optional[float] = Field(default=None, ge=0, allow_inf_nan=False, description=(
+        "The most this campaign may spend, ever, in USD, as the ledger counts it (every paid call, take and run):"
+        " a plan that would go over it is not launched, and no paid call is made once it is reached"))
     subjects: list[Subject] = Field(default_factory=list, description="The subject bible: every recurring person and product")
     scenes: list[Scene] = Field(min_length=1, description="The scenes, in order")
     brand: Optional[Brand] = Field(default=None, description="The end card and logo of the finished ad")

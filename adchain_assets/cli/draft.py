@@ -58,8 +58,11 @@ SCHEMA_KEYWORDS = frozenset({
     "minLength", "maxLength", "pattern", "minimum", "maximum", "anyOf", "propertyOrdering",
 })
 # Fields a draft leaves to their defaults (or fills itself): never asked of the model.
-NOT_DRAFTED = {"Brief": {"video", "checks", "takes_per_image", "reference_image", "brand", "music"},
+NOT_DRAFTED = {"Brief": {"video", "checks", "takes_per_image", "reference_image", "reference_mode", "budget_usd",
+                         "brand", "music"},
                "Subject": {"photo"}, "Scene": {"caption"}}  # the finish (brand, supers, sound) is the user's
+# A draft's subjects each get a sheet that every image showing them is shown (docs/reference-modes.md).
+DRAFTED_MODE = "sheets"
 _STOP_WORDS = frozenset("a an the on at in of with and for to by from into its her his their our".split())
 
 
@@ -329,6 +332,7 @@ def check_answer(text: str, *, scenes: int, target: Path, briefs_dir: Path, max_
         problem = f"the answer is a JSON {type(data).__name__}, not an object"
         return Answer(text, None, [problem], [problem], [])
     _apply_photo(data, photo)
+    data["reference_mode"] = DRAFTED_MODE
     data = _tidy(data)
     yaml_text = _dump(data, header)
     problems: list[tuple[str, str]] = []
@@ -343,7 +347,7 @@ def check_answer(text: str, *, scenes: int, target: Path, briefs_dir: Path, max_
         errors = [f"{f}: {r}" if f else r for f, r in problems]
         return Answer(text, data, errors, [f"{target}: {line}" for line in errors], [], yaml_text)
     warnings = lint_brief(brief, file=str(target))
-    return Answer(text, data, [f"{w.field}: {w.problem}; for example: {w.fix}" for w in warnings], [],
+    return Answer(text, data, [w.message for w in warnings], [],
                   [str(w) for w in warnings], yaml_text)
 
 

@@ -49,6 +49,7 @@ def open_campaign(campaign: str) -> Campaign:
     from adchain_assets.brief.model import BriefError, BriefProblem, campaign_id_problem
     from adchain_assets.defs.resources import build_resources, current_plan, model_problems
     from adchain_assets.settings import Settings
+    from adchain_assets.vision.photos import photo_problems
 
     problem = campaign_id_problem(campaign)
     if problem:
@@ -56,10 +57,11 @@ def open_campaign(campaign: str) -> Campaign:
     settings = Settings.from_env()
     resources = build_resources(settings)
     loaded = resources["briefs"].load(campaign)
-    problems = model_problems(loaded, resources["image_model"], resources["video_model"])
-    if problems:  # what the configured models cannot make: bad input, before any call
+    problems = model_problems(loaded, resources["image_model"], resources["video_model"]) + photo_problems(loaded)
+    if problems:  # what the configured models cannot make, a photo that cannot anchor: bad input, before any call
         raise BriefError(problems)
-    plan = current_plan(loaded, resources["storage"], resources["image_model"], resources["video_model"])
+    plan = current_plan(loaded, resources["storage"], resources["image_model"], resources["video_model"],
+                        budget_usd=resources["briefs"].budget_of(loaded))
     return Campaign(settings, resources, loaded, plan)
 
 
@@ -68,6 +70,7 @@ def run_plan(opened: Campaign, *, out=sys.stdout) -> int:
     import dagster as dg
 
     from adchain_assets.cli.runs import execute_campaign, register
+    from adchain_assets.defs.costs import estimate_tags
     from adchain_assets.defs.jobs import asset_keys
 
     campaign, plan = opened.loaded.campaign, opened.plan
@@ -77,8 +80,15 @@ def run_plan(opened: Campaign, *, out=sys.stdout) -> int:
         register(dg.DagsterInstance.get(), campaign)  # a partition even when nothing is left to make
         print(f"{campaign}: up to date, nothing to make", file=out)
         return EXIT_FAILED if plan.held else EXIT_OK
+    refusal = plan.estimate.refusal(campaign) if plan.estimate else None
+    if refusal:  # over the campaign's budget: nothing is launched (bad input: the brief's budget or the change)
+        print(refusal, file=sys.stderr)
+        return EXIT_BAD_INPUT
     sha = opened.resources["briefs"].pin(opened.loaded)
-    code = execute_campaign(opened.settings, campaign, asset_keys(plan.outputs), brief_sha256=sha, out=out)
+    if plan.estimate:
+        print(f"{campaign}: making {len(plan.outdated)} outputs, estimate {plan.estimate.summary()}", file=out)
+    code = execute_campaign(opened.settings, campaign, asset_keys(plan.outputs), brief_sha256=sha, out=out,
+                            tags=estimate_tags(opened.resources["storage"], plan))
     return EXIT_FAILED if plan.held and code == EXIT_OK else code
 
 
@@ -97,23 +107,28 @@ def run_campaign(campaign: str, *, out=sys.stdout) -> int:
 def cmd_validate(args) -> int:
     from adchain_assets.brief.lint import lint_messages
     from adchain_assets.brief.model import BriefError, load_brief
-    from adchain_assets.media.finish import finish_problems
-    from adchain_assets.plan.catalogue import problems_for
+    from adchain_assets.defs.resources import build_resources, model_problems
+    from adchain_assets.plan.requests import reference_warnings
     from adchain_assets.settings import Settings
+    from adchain_assets.vision.photos import photo_problems
 
     settings = Settings.from_env()
+    resources = build_resources(settings)
+    image_model, video_model = resources["image_model"], resources["video_model"]
     status = EXIT_OK
     for path in args.briefs:
         try:
             loaded = load_brief(Path(path), max_scenes=settings.max_scenes)
-            problems = problems_for(loaded.brief, *settings.models_in_use(), file=str(path)) + finish_problems(loaded)
-            if problems:  # what the configured models cannot make, before any call
+            problems = model_problems(loaded, image_model, video_model)
+            if not problems:
+                problems = photo_problems(loaded)
+            if problems:  # what the configured models cannot make, a photo that cannot anchor: before any call
                 raise BriefError(problems)
         except BriefError as error:
             print(error, file=sys.stderr)
             status = EXIT_BAD_INPUT
             continue
-        warnings = lint_messages(loaded)
+        warnings = lint_messages(loaded) + reference_warnings(loaded, image_model.maker())
         if args.strict and warnings:  # the lint's warnings are errors: the same lines, and exit 2
             print("\n".join(warnings), file=sys.stderr)
             status = EXIT_BAD_INPUT
@@ -141,29 +156,48 @@ def cmd_materialize(args) -> int:
 
 
 def cmd_regenerate(args) -> int:
-    """A new take of one image, then whatever the plan calls out of date below it."""
+    """A new take of one image (or one subject's sheet), then whatever the plan calls out of date below it."""
     from adchain_assets.brief.model import BriefError
     from adchain_assets.cli.runs import execute_campaign
     from adchain_assets.defs.images import USER_IMAGE_IS_FIXED, new_take_config
     from adchain_assets.defs.jobs import asset_keys
-    from adchain_assets.plan.references import Slot
+    from adchain_assets.defs.sheets import sheets_new_take_config
+    from adchain_assets.plan.references import Slot, sheet_output
 
     try:
         opened = open_campaign(args.campaign)
     except BriefError as error:
         print(error, file=sys.stderr)
         return EXIT_BAD_INPUT
-    scene_count = len(opened.loaded.brief.scenes)
-    if not 1 <= args.scene <= scene_count:
-        print(f"{args.campaign}: --scene {args.scene}: the brief has scenes 1 to {scene_count}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    slot = Slot(args.chain, args.scene)
-    if slot == Slot("reference", 1) and opened.loaded.brief.reference_image:
-        print(f"{args.campaign}: {slot} {USER_IMAGE_IS_FIXED}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+    brief = opened.loaded.brief
+    if args.subject is not None:
+        ids = [s.id for s in brief.subjects]
+        if args.subject not in ids:
+            print(f"{args.campaign}: --subject {args.subject}: not a subject of the brief ({', '.join(ids) or 'none'})",
+                  file=sys.stderr)
+            return EXIT_BAD_INPUT
+        if brief.reference_mode != "sheets":
+            print(f"{args.campaign}: --subject {args.subject}: the brief's reference_mode is {brief.reference_mode};"
+                  " subjects have sheets only with reference_mode: sheets", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        if brief.subject(args.subject).photo:
+            print(f"{args.campaign}: {sheet_output(args.subject)} is the subject's own photo, used as is; it cannot"
+                  " be regenerated (change the photo instead)", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        output, run_config = sheet_output(args.subject), sheets_new_take_config([args.subject])
+    else:
+        scene_count = len(brief.scenes)
+        if not 1 <= args.scene <= scene_count:
+            print(f"{args.campaign}: --scene {args.scene}: the brief has scenes 1 to {scene_count}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        slot = Slot(args.chain, args.scene)
+        if slot == Slot("reference", 1) and brief.reference_image:
+            print(f"{args.campaign}: {slot} {USER_IMAGE_IS_FIXED}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        output, run_config = slot.key, new_take_config(slot)
     sha = opened.resources["briefs"].pin(opened.loaded)
-    code = execute_campaign(opened.settings, args.campaign, asset_keys([slot.key]), brief_sha256=sha,
-                            run_config=new_take_config(slot))
+    code = execute_campaign(opened.settings, args.campaign, asset_keys([output]), brief_sha256=sha,
+                            run_config=run_config)
     if code != EXIT_OK:
         return code
     return run_campaign(args.campaign)  # what follows the new take, exactly as the plan now says
@@ -187,8 +221,9 @@ def cmd_demo(args) -> int:
 
 
 def cmd_plan(args) -> int:
-    """What is out of date with the brief, and why; held requests apart."""
+    """What is out of date with the brief, and why, and what it should cost; held requests apart."""
     from adchain_assets.brief.model import BriefError
+    from adchain_assets.plan.estimate import money
 
     try:
         plan = open_campaign(args.campaign).plan
@@ -199,10 +234,20 @@ def cmd_plan(args) -> int:
         print(json.dumps(plan.to_json(), indent=2))
         return EXIT_OK
     print(f"{plan.campaign} (brief {plan.brief_sha256[:12]}): {len(plan.outdated)} out of date, {len(plan.held)} held")
+    estimate = plan.estimate
     for name, reason in plan.outdated:
-        print(f"  {name:<20} {reason}")
+        one = estimate.outputs.get(name) if estimate else None
+        price = "" if one is None else f"  {'unknown' if one.usd is None else f'${one.usd:.4f}':>9}  {one.basis}"
+        print(f"  {name:<20} {reason:<34}{price}")
     for name, reason in plan.held:
         print(f"  {name:<20} held: {reason}")
+    if estimate and plan.outdated:
+        budget = "no budget" if estimate.budget_usd is None else f"budget {money(estimate.budget_usd)}"
+        print(f"estimate {estimate.summary()}; spent so far {money(estimate.spent_usd)}, {budget}"
+              " (retries are not counted: docs/costs.md)")
+        refusal = estimate.refusal(plan.campaign)
+        if refusal:
+            print(f"not launched: {refusal}")
     return EXIT_OK
 
 
@@ -211,7 +256,7 @@ def cmd_status(args) -> int:
 
     from adchain_assets.brief.model import BriefError, campaign_id_problem
     from adchain_assets.cli.runs import failure_line
-    from adchain_assets.plan.requests import output_names
+    from adchain_assets.plan.requests import output_names, outputs_of
     from adchain_assets.settings import Settings
     from adchain_assets.store.files import CampaignFiles
     from adchain_assets.store.ledger import Ledger
@@ -225,10 +270,12 @@ def cmd_status(args) -> int:
     files = CampaignFiles(settings.storage_url)
     spend = Ledger(settings.storage_url).spend(campaign)
     failed: dict[str, str] = {}
+    budget = settings.budget_usd
     try:
         opened = open_campaign(campaign)
-        names = output_names(len(opened.loaded.brief.scenes))
+        names = outputs_of(opened.loaded.brief)
         plan = opened.plan
+        budget = opened.resources["briefs"].budget_of(opened.loaded)
         failed = {n: r for n, r in plan.held + plan.outdated if r.startswith(("final failure", "last attempt failed"))}
         brief_note = None
     except BriefError as error:
@@ -247,10 +294,12 @@ def cmd_status(args) -> int:
             "brief_sha256": record.get("brief_sha256"), "cache_hit": bool(record.get("cache_hit", False)),
             "backend": record.get("backend"),
         }
+    remaining = None if budget is None else round(max(0.0, budget - spend.spend_usd), 6)
     if args.json:
         print(json.dumps({
             "campaign": campaign, "spend_usd": spend.spend_usd, "paid_calls": spend.paid_calls,
-            "unpriced_calls": spend.unpriced_calls, "outputs": outputs,
+            "unpriced_calls": spend.unpriced_calls, "budget_usd": budget, "remaining_usd": remaining,
+            "outputs": outputs,
         }, indent=2))
         return EXIT_OK
     if brief_note:
@@ -273,6 +322,10 @@ def cmd_status(args) -> int:
     unpriced = f" ({spend.unpriced_calls} calls of models without a known price not counted)" if spend.unpriced_calls else ""
     print(f"spent on this campaign so far (the ledger: every call, take and run): ${spend.spend_usd:.4f}"
           f" over {spend.paid_calls} paid calls{unpriced}")
+    if budget is None:
+        print("budget: none (set budget_usd in the brief, or ADCHAIN_BUDGET_USD)")
+    else:
+        print(f"budget: ${budget:.4f}, spent ${spend.spend_usd:.4f}, remaining ${remaining:.4f}")
     return EXIT_OK
 
 
@@ -303,9 +356,12 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("campaign")
     plan.add_argument("--json", action="store_true")
     plan.set_defaults(handler=cmd_plan)
-    regenerate = commands.add_parser("regenerate", help="a new take of one image, then what the plan says follows it")
+    regenerate = commands.add_parser(
+        "regenerate", help="a new take of one image or subject sheet, then what the plan says follows it")
     regenerate.add_argument("campaign")
-    regenerate.add_argument("--scene", type=int, required=True, metavar="K")
+    which = regenerate.add_mutually_exclusive_group(required=True)
+    which.add_argument("--scene", type=int, metavar="K", help="the scene of the image (with --chain)")
+    which.add_argument("--subject", metavar="ID", help="a subject whose sheet to make again (reference_mode: sheets)")
     regenerate.add_argument("--chain", choices=("reference", "start", "end"), default="reference")
     regenerate.set_defaults(handler=cmd_regenerate)
     export = commands.add_parser("export", help="write a campaign's deliverables out: a zip or a folder")

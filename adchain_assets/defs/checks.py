@@ -18,6 +18,7 @@ from adchain_assets.vision.scores import SubjectScore
 
 IDENTITY_CHECK = "identity"
 PRODUCT_CHECK = "product"
+SHEET_CHECK = "sheet"
 
 
 def check_specs(slot: Slot) -> list[dg.AssetCheckSpec]:
@@ -60,3 +61,15 @@ def slot_not_in_brief(slot: Slot) -> list[dg.AssetCheckResult]:
     note = dg.MetadataValue.text(f"the brief has no scene {slot.scene}: no image, nothing to check")
     return [dg.AssetCheckResult(check_name=name, passed=True, metadata={"note": note})
             for name in (IDENTITY_CHECK, PRODUCT_CHECK)]
+
+
+def sheet_check_result(brief: Brief, scores: list[SubjectScore], refused: list[str]) -> dg.AssetCheckResult:
+    """The ``sheet`` check of the subjects asset: every sheet fit to be its subject's anchor, none refused."""
+    severity = dg.AssetCheckSeverity.ERROR if brief.checks.blocking else dg.AssetCheckSeverity.WARN
+    metadata: dict[str, Any] = {
+        s.subject: dg.MetadataValue.json({"passed": s.passed, "value": s.value, **s.detail}) for s in scores
+    }
+    if refused:
+        metadata["refused"] = dg.MetadataValue.json(refused)
+    passed = not refused and all(s.passed is not False for s in scores)
+    return dg.AssetCheckResult(check_name=SHEET_CHECK, passed=passed, severity=severity, metadata=metadata)

@@ -7,7 +7,7 @@ reference chain. Slots beyond a brief's scene count yield nothing, and Dagster s
 
 import dataclasses
 import warnings
-from typing import Callable, Mapping, Optional
+from typing import Callable, Optional
 
 import dagster as dg
 from pydantic import Field
@@ -16,12 +16,15 @@ from adchain_assets.brief.model import LoadedBrief
 from adchain_assets.defs.checks import check_results, check_specs, slot_not_in_brief
 from adchain_assets.defs.partitions import campaigns
 from adchain_assets.defs.resources import CampaignBriefs, ImageModel, Storage
+from adchain_assets.defs.sheets import SHEETS_KEY
 from adchain_assets.defs.steps import held_call, now, pinned, step_retry, thumbnail_markdown
 from adchain_assets.media.images import inline_reference, png_size, to_png
-from adchain_assets.plan.prompts import compose_prompt
-from adchain_assets.plan.references import Slot, all_slots, shown_references, upstream
-from adchain_assets.plan.requests import Parent, Request, build_request, pixel_digest
+from adchain_assets.plan.calls import BUDGET
+from adchain_assets.plan.prompts import ComposedPrompt, compose_prompt
+from adchain_assets.plan.references import SHEETS, Slot, all_slots, sheet_output, upstream
+from adchain_assets.plan.requests import Parent, Request, build_request, kind_of, pixel_digest, shown_to, subject_of
 from adchain_assets.providers.images.base import GenerationError, ImageGenerator, ImageRequest, ReferenceImage
+from adchain_assets.store.budget import budgeted
 from adchain_assets.store.cache import GenerationCache
 from adchain_assets.store.files import StoredOutput, sha256, write_atomically
 from adchain_assets.store.ledger import CallMeter
@@ -67,30 +70,38 @@ def user_image(loaded: LoadedBrief, slot: Slot, request: Request) -> StoredOutpu
     )
 
 
+def reference_record(name: str, stored: StoredOutput) -> dict:
+    """How a provenance lists one image the model was shown: an image of a chain by its asset key, a sheet by
+    the sheets' asset and its subject."""
+    if kind_of(name) == "sheet":
+        return {"asset": SHEETS, "subject": subject_of(name), "sha256": stored.sha256}
+    return {"asset": name, "sha256": stored.sha256}
+
+
 def generated_image(
     loaded: LoadedBrief,
     slot: Slot,
     request: Request,
-    parents: Mapping[Slot, StoredOutput],
+    prompt: ComposedPrompt,
+    shown: list[tuple[str, StoredOutput]],
     generator: ImageGenerator,
     cache: GenerationCache,
     meter_for: Callable[[str], object],
     rank: Callable[[bytes], float],
     keep_candidate: Callable[[int, bytes], str],
 ) -> StoredOutput:
-    """Ask the model (or the cache) for ``slot``, showing it exactly the references its mode names.
+    """Ask the model (or the cache) for ``slot`` with ``prompt``, showing it ``shown`` (output name and stored
+    image, in order).
 
     With ``takes_per_image`` N > 1 there are N candidate requests, asked one after the other inside this step's
     model-pool slot (so the pool's limit holds whatever the takes); the one ``rank`` scores highest is kept, and
     every candidate is saved by ``keep_candidate`` and listed in the provenance.
     """
     brief = loaded.brief
-    shown = shown_references(slot, brief.reference_mode)
-    prompt = compose_prompt(brief, slot, shown)
     take = int(request.candidates[0]["take"])
     base = ImageRequest(
         prompt=prompt,
-        references=[ReferenceImage(asset=ref.key, png=inline_reference(parents[ref].data)) for ref in shown],
+        references=[ReferenceImage(asset=name, png=inline_reference(stored.data)) for name, stored in shown],
         aspect_ratio=brief.aspect_ratio,
         take=take,
     )
@@ -126,7 +137,7 @@ def generated_image(
         provenance=_provenance(
             loaded, slot, result.png, request, backend=result.backend, model=result.model,
             prompt=prompt.text,
-            references=[{"asset": ref.key, "sha256": parents[ref].sha256} for ref in shown],
+            references=[reference_record(name, stored) for name, stored in shown],
             latency_s=max(g.image.latency_s for g in generations),
             cost_usd=sum(g.image.cost_usd for g in generations),
             take=take, cache_hit=all(g.cache_hit for g in generations), **extra,
@@ -184,7 +195,8 @@ def image_asset(slot: Slot, retry_policy: dg.RetryPolicy) -> dg.AssetsDefinition
 
     @dg.asset(
         key=dg.AssetKey(slot.key_path),
-        deps=[dg.AssetKey(p.key_path) for p in parents],  # edges only: shown parents are read from storage
+        # Edges only: what the model is shown is read from storage. Every image may be shown the sheets.
+        deps=[dg.AssetKey(p.key_path) for p in parents] + [SHEETS_KEY],
         partitions_def=campaigns,
         group_name=GROUPS[slot.chain],
         io_manager_key="image_storage",
@@ -211,8 +223,8 @@ def image_asset(slot: Slot, retry_policy: dg.RetryPolicy) -> dg.AssetsDefinition
             yield from slot_not_in_brief(slot)  # a check's output is required even when the asset's is not
             return
 
-        def image_of(other: Slot) -> Optional[bytes]:
-            stored = files.read_output(campaign, other.key)
+        def image_of(other: str) -> Optional[bytes]:
+            stored = files.read_output(campaign, other)
             return stored.data if stored else None
 
         # Features are computed once per image and kept under its sha256; the anchor's and predecessor's are
@@ -223,7 +235,7 @@ def image_asset(slot: Slot, retry_policy: dg.RetryPolicy) -> dg.AssetsDefinition
 
         def score(png: bytes, sha: Optional[str] = None):
             return score_image(loaded, slot, png, image_of, store=features, sha=sha,
-                               sha_of=lambda other: provenance_sha256(files.image_path(campaign, other)),
+                               sha_of=lambda other: provenance_sha256(files.output_path(campaign, other)),
                                faces_drawn=user_made or generator is None or generator.draws_faces)
 
         if user_made:
@@ -232,29 +244,33 @@ def image_asset(slot: Slot, retry_policy: dg.RetryPolicy) -> dg.AssetsDefinition
             image = user_image(loaded, slot, build_request(slot.key, loaded, {}))
         else:
             take = files.current_take(campaign, slot) + (1 if config.new_take else 0)
-            shown = shown_references(slot, loaded.brief.reference_mode)
-            parent_images = {}
-            for parent in shown:  # only what the model is shown is read
-                stored = files.read_output(campaign, parent.key)
+            maker = image_model.maker()
+            images, sheets = shown_to(loaded, slot, maker)
+            shown = []
+            for name in [p.key for p in images] + [sheet_output(s) for s in sheets]:  # only what is shown is read
+                stored = files.read_output(campaign, name)
                 if stored is None:
-                    raise dg.Failure(description=f"{slot.key}: its reference {parent} is not made yet",
+                    raise dg.Failure(description=f"{slot.key}: its reference {name} is not made yet",
                                      allow_retries=False)
-                parent_images[parent] = stored
+                shown.append((name, stored))
             request = build_request(
-                slot.key, loaded, {p.key: Parent(p.key, img.provenance) for p, img in parent_images.items()},
-                image_maker=image_model.maker(), take=take,
+                slot.key, loaded, {name: Parent(name, img.provenance) for name, img in shown},
+                image_maker=maker, take=take,
             )
+            prompt = compose_prompt(loaded.brief, slot, images, sheets)
             ledger = storage.ledger
-            refused = held_call(ledger, campaign, slot.key, request)
+            budget = briefs.budget_of(loaded)
+            refused = held_call(ledger, campaign, slot.key, request, budget)
             if refused is not None:
+                fix = "raise the budget" if refused.outcome == BUDGET else "change its text or ask for a new take"
                 raise dg.Failure(
                     description=f"{slot.key}: held: this exact request was refused ({refused.outcome}) on"
-                    f" {refused.created_at}; change its text or ask for a new take",
+                    f" {refused.created_at}; {fix}",
                     metadata={"asset": slot.key, "reason": refused.outcome, "retryable": False},
                     allow_retries=False,
                 )
             try:
-                generator = image_model.generator()
+                generator = budgeted(image_model.generator(), budget)  # no paid call once the budget is reached
             except ValueError as error:  # a backend that cannot start, e.g. no API key
                 raise dg.Failure(description=f"{slot.key}: {error}", allow_retries=False) from error
 
@@ -269,7 +285,7 @@ def image_asset(slot: Slot, retry_policy: dg.RetryPolicy) -> dg.AssetsDefinition
                 write_atomically(files.campaign_dir(campaign) / relative, png)
                 return relative
 
-            image = generated_image(loaded, slot, request, parent_images, generator, storage.cache, meter_for, rank,
+            image = generated_image(loaded, slot, request, prompt, shown, generator, storage.cache, meter_for, rank,
                                     keep_candidate)
         scores = score(image.data, image.provenance["sha256"])
         image = StoredOutput(image.data, {**image.provenance, "consistency": summary(scores)})

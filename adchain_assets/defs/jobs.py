@@ -7,6 +7,8 @@ from typing import Iterable
 
 import dagster as dg
 
+from adchain_assets.plan.references import SHEETS
+from adchain_assets.plan.requests import kind_of
 from adchain_assets.settings import CELERY_SETTINGS, Settings
 
 CAMPAIGN_JOB = "campaign"
@@ -47,8 +49,14 @@ def build_executor(settings: Settings) -> dg.ExecutorDefinition:
 
 
 def asset_keys(outputs: Iterable[str]) -> list[dg.AssetKey]:
-    """``reference/scene_2`` -> ``AssetKey(["reference", "scene_2"])``."""
-    return [dg.AssetKey(name.split("/")) for name in outputs]
+    """The assets that make ``outputs``: ``reference/scene_2`` -> ``AssetKey(["reference", "scene_2"])``; every
+    ``subjects/<id>`` -> the one ``subjects`` asset (once)."""
+    keys: list[dg.AssetKey] = []
+    for name in outputs:
+        key = dg.AssetKey(SHEETS) if kind_of(name) == "sheet" else dg.AssetKey(name.split("/"))
+        if key not in keys:
+            keys.append(key)
+    return keys
 
 
 def busy_campaigns(instance: dg.DagsterInstance) -> dict[str, str]:

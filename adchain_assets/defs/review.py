@@ -1,5 +1,6 @@
-"""The review outputs: the storyboard sheet (every scene's three images), the report (what each output cost
-and how consistent it is) and the storyboard PDF (a cover and a page per scene, to annotate and hand over).
+"""The review outputs: the storyboard sheet (every scene's three images), the report (what each output cost and
+how consistent it is, and for the run that made it, each output's estimate beside what its calls cost) and the
+storyboard PDF (a cover and a page per scene, to annotate and hand over).
 
 They are how a team reviews a whole campaign at a glance, so each is an asset of its own, downstream of every
 image (the report and the PDF also of every clip, so they count their spend). They read the images from storage
@@ -11,15 +12,28 @@ import dagster as dg
 
 from adchain_assets.brief.lint import lint_messages
 from adchain_assets.defs.clips import clip_key
+from adchain_assets.defs.costs import ESTIMATE_ID_TAG
 from adchain_assets.defs.images import image_asset_keys
 from adchain_assets.defs.partitions import campaigns
 from adchain_assets.defs.resources import CampaignBriefs, Storage
+from adchain_assets.defs.sheets import SHEETS_KEY
 from adchain_assets.defs.steps import as_parents, load_parents, now, pinned, thumbnail_markdown
 from adchain_assets.media.pdf import PdfCell, StoryboardDocument, render_storyboard_pdf
 from adchain_assets.media.report import report_rows
 from adchain_assets.media.storyboard import render_storyboard
+from adchain_assets.plan.calls import spend_of
 from adchain_assets.plan.references import CHAINS, Slot
-from adchain_assets.plan.requests import REPORT, STORYBOARD, STORYBOARD_PDF, Parent, build_request, parents_of
+from adchain_assets.plan.requests import (
+    REPORT,
+    STORYBOARD,
+    STORYBOARD_PDF,
+    Parent,
+    build_request,
+    kind_of,
+    parents_of,
+    subject_of,
+)
+from adchain_assets.store.estimates import load_estimate
 
 STORYBOARD_KEY = dg.AssetKey(STORYBOARD)
 REPORT_KEY = dg.AssetKey(REPORT)
@@ -29,7 +43,7 @@ STORYBOARD_PDF_KEY = dg.AssetKey(STORYBOARD_PDF)
 def build_storyboard_asset(max_scenes: int) -> dg.AssetsDefinition:
     @dg.asset(
         key=STORYBOARD_KEY,
-        deps=image_asset_keys(max_scenes),
+        deps=[SHEETS_KEY] + image_asset_keys(max_scenes),
         partitions_def=campaigns,
         group_name="review",
         kinds={"image"},
@@ -46,8 +60,10 @@ def build_storyboard_asset(max_scenes: int) -> dg.AssetsDefinition:
             {chain: stored.get(Slot(chain, k).key) for chain in CHAINS}
             for k in range(1, len(brief.scenes) + 1)
         ]
+        sheets = [(name, stored.get(name)) for name in parents_of(STORYBOARD, loaded) if kind_of(name) == "sheet"]
         png, reused = storage.cache.remember(
-            request.fingerprint, "storyboard.png", lambda: render_storyboard(brief.title, brief.aspect_ratio, rows)
+            request.fingerprint, "storyboard.png",
+            lambda: render_storyboard(brief.title, brief.aspect_ratio, rows, sheets),
         )
         provenance = {
             "campaign": campaign, "asset": STORYBOARD, "cache_hit": reused,
@@ -60,7 +76,7 @@ def build_storyboard_asset(max_scenes: int) -> dg.AssetsDefinition:
                 "preview": dg.MetadataValue.md(thumbnail_markdown(png, f"storyboard of {campaign}")),
                 "path": dg.MetadataValue.path(str(path)),
                 "images": dg.MetadataValue.int(len(stored)),
-                "missing": dg.MetadataValue.int(3 * len(rows) - len(stored)),
+                "missing": dg.MetadataValue.int(3 * len(rows) + len(sheets) - len(stored)),
                 "lint": dg.MetadataValue.md("\n".join(f"- {line}" for line in lint_messages(loaded)) or "no warnings"),
             }
         )
@@ -71,7 +87,7 @@ def build_storyboard_asset(max_scenes: int) -> dg.AssetsDefinition:
 def build_report_asset(max_scenes: int) -> dg.AssetsDefinition:
     @dg.asset(
         key=REPORT_KEY,
-        deps=image_asset_keys(max_scenes) + [clip_key(k) for k in range(1, max_scenes + 1)],
+        deps=[SHEETS_KEY] + image_asset_keys(max_scenes) + [clip_key(k) for k in range(1, max_scenes + 1)],
         partitions_def=campaigns,
         group_name="review",
         kinds={"pandas", "csv"},
@@ -83,9 +99,16 @@ def build_report_asset(max_scenes: int) -> dg.AssetsDefinition:
         loaded = pinned(context, briefs, REPORT)
         stored = files.read_provenances(campaign, parents_of(REPORT, loaded))
         stored = {name: record for name, record in stored.items() if record is not None}
-        spend = storage.ledger.spend(campaign)
+        calls = storage.ledger.calls(campaign)
+        spend = spend_of(calls)
         request = build_request(REPORT, loaded, {n: Parent(n, r) for n, r in stored.items()}, spend_usd=spend.spend_usd)
-        table = report_rows(stored)
+        # the estimate this run was launched with, beside what its calls cost (retries included)
+        estimate = load_estimate(storage.url, campaign, context.run.tags.get(ESTIMATE_ID_TAG)) or {}
+        run_costs: dict[str, float] = {}
+        for call in calls:
+            if call.run_id == context.run.run_id and call.usage and call.cost_usd is not None:
+                run_costs[call.output] = run_costs.get(call.output, 0.0) + call.cost_usd
+        table = report_rows(stored, estimate.get("outputs"), run_costs)
         provenance = {
             "campaign": campaign, "asset": REPORT, "spend_usd": spend.spend_usd, "paid_calls": spend.paid_calls,
             "unpriced_calls": spend.unpriced_calls,
@@ -108,7 +131,7 @@ def build_report_asset(max_scenes: int) -> dg.AssetsDefinition:
 def build_storyboard_pdf_asset(max_scenes: int) -> dg.AssetsDefinition:
     @dg.asset(
         key=STORYBOARD_PDF_KEY,
-        deps=image_asset_keys(max_scenes) + [clip_key(k) for k in range(1, max_scenes + 1)],
+        deps=[SHEETS_KEY] + image_asset_keys(max_scenes) + [clip_key(k) for k in range(1, max_scenes + 1)],
         partitions_def=campaigns,
         group_name="review",
         kinds={"pdf"},
@@ -137,7 +160,9 @@ def build_storyboard_pdf_asset(max_scenes: int) -> dg.AssetsDefinition:
             rows = [{chain: PdfCell(stored[key].data, stored[key].provenance) if key in stored else None
                      for chain in CHAINS for key in [Slot(chain, k).key]}
                     for k in range(1, len(brief.scenes) + 1)]
+            # a subject's sheet where the brief uses sheets (a photo's sheet is the photo), else its photo
             photos = {s.id: read(s.photo) for s in brief.subjects if s.photo}
+            photos.update({subject_of(name): found.data for name, found in stored.items() if kind_of(name) == "sheet"})
             brand = brief.brand
             return render_storyboard_pdf(StoryboardDocument(
                 brief=brief, campaign=campaign, brief_sha256=loaded.sha256, spend_usd=spend.spend_usd, rows=rows,

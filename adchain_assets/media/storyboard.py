@@ -1,12 +1,12 @@
-"""The storyboard sheet: one row per scene, its reference image, start frame and end frame, with what made
-each image and how consistent it is."""
+"""The storyboard sheet: in ``sheets`` mode a first row with each subject's sheet, then one row per scene, its
+reference image, start frame and end frame, with what made each image and how consistent it is."""
 
 from __future__ import annotations
 
 import io
 from typing import Any, Mapping, Optional, Protocol
 
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageOps
 
 from adchain_assets.media.text import drawable_text, load_font
 from adchain_assets.plan.references import CHAINS
@@ -38,19 +38,60 @@ def score_text(consistency: Mapping[str, Mapping[str, Any]]) -> str:
     return "  ".join(parts)
 
 
-def render_storyboard(title: str, aspect_ratio: str, rows: list[Mapping[str, Optional[Cell]]]) -> bytes:
-    """A PNG sheet: ``rows[k-1]`` maps each chain name to scene k's image (None when not made yet)."""
+SHEET_HEIGHT = 150
+
+
+def sheet_score_text(consistency: Mapping[str, Mapping[str, Any]]) -> str:
+    """A sheet's own check: ``diver 2 faces ok``, ``watch 644 keypoints ok``, ``diver not scored``."""
+    parts = []
+    for subject, score in consistency.items():
+        if score.get("passed") is None:
+            parts.append(f"{subject} not scored")
+            continue
+        unit = "faces" if score.get("kind") == "character" else "keypoints"
+        parts.append(f"{subject} {int(score.get('value') or 0)} {unit} {'ok' if score.get('passed') else 'X'}")
+    return "  ".join(parts)
+
+
+def render_storyboard(title: str, aspect_ratio: str, rows: list[Mapping[str, Optional[Cell]]],
+                      sheets: "list[tuple[str, Optional[Cell]]] | None" = None) -> bytes:
+    """A PNG sheet: ``rows[k-1]`` maps each chain name to scene k's image (None when not made yet); ``sheets``
+    (output name, stored sheet or None) are drawn first, in a row of their own."""
     ratio_w, ratio_h = (int(part) for part in aspect_ratio.split(":"))
     cell_height = round(CELL_WIDTH * ratio_h / ratio_w)
     header = 56
+    sheets = sheets or []
+    per_row = len(CHAINS)
+    sheet_rows = -(-len(sheets) // per_row)
+    sheet_block = sheet_rows * (SHEET_HEIGHT + LABEL_HEIGHT + MARGIN)
     width = MARGIN + len(CHAINS) * (CELL_WIDTH + MARGIN)
-    height = header + len(rows) * (cell_height + LABEL_HEIGHT + MARGIN) + MARGIN
+    height = header + sheet_block + len(rows) * (cell_height + LABEL_HEIGHT + MARGIN) + MARGIN
     sheet = Image.new("RGB", (width, height), BACKGROUND)
     draw = ImageDraw.Draw(sheet)
     draw.text((MARGIN, 14), drawable_text(title) or "storyboard", fill=INK, font=load_font(22))
     small = load_font(13)
+    for index, (name, cell) in enumerate(sheets):
+        top = header + (index // per_row) * (SHEET_HEIGHT + LABEL_HEIGHT + MARGIN)
+        left = MARGIN + (index % per_row) * (CELL_WIDTH + MARGIN)
+        box = (left, top, left + CELL_WIDTH, top + SHEET_HEIGHT)
+        label = name
+        if cell is None:
+            draw.rectangle(box, fill=EMPTY_CELL)
+            label += "  (not made)"
+        else:
+            draw.rectangle(box, fill=(255, 255, 255))
+            with Image.open(io.BytesIO(cell.data)) as picture:
+                fitted = ImageOps.contain(picture.convert("RGB"), (CELL_WIDTH, SHEET_HEIGHT))
+            sheet.paste(fitted, (left + (CELL_WIDTH - fitted.width) // 2, top + (SHEET_HEIGHT - fitted.height) // 2))
+            record = cell.provenance
+            label += "  photo" if record.get("backend") == "user" else f"  take {record.get('take', 0)}"
+            draw.text((left, top + SHEET_HEIGHT + 20), f"{record.get('backend')} | {record.get('model', '')}",
+                      fill=INK, font=small)
+            draw.text((left, top + SHEET_HEIGHT + 36), drawable_text(sheet_score_text(record.get("consistency", {}))),
+                      fill=INK, font=small)
+        draw.text((left, top + SHEET_HEIGHT + 4), label, fill=INK, font=small)
     for row_index, row in enumerate(rows):
-        top = header + row_index * (cell_height + LABEL_HEIGHT + MARGIN)
+        top = header + sheet_block + row_index * (cell_height + LABEL_HEIGHT + MARGIN)
         for column, chain in enumerate(CHAINS):
             left = MARGIN + column * (CELL_WIDTH + MARGIN)
             image = row.get(chain)

@@ -1,17 +1,71 @@
 """Which image depends on which, and which of those the model is shown: pure functions of the slot.
 
-The lineage graph (``upstream``) is the union of what either reference mode shows the model, so the graph
-is fixed while the brief chooses the mode.
+The lineage graph (``upstream``) is the union of what the ``chain`` and ``anchored`` modes show the model, so the
+graph is fixed while the brief chooses the mode. In ``sheets`` mode an image is shown the seed's previous image of
+its chain, then the sheet of every subject its scene names (:func:`select_sheets`), within the model's limits; the
+sheets are one asset upstream of every image.
+
+Which references a model's limits leave out, in priority order (highest first): the scene's character sheets (in
+the scene's order, at most ``characters`` of them), then the previous image of the chain, then the scene's product
+sheets (at most ``objects``); of those, the first ``total`` are kept. They are shown in a fixed order: the previous
+image first, then the characters' sheets, then the products'.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Sequence
 
 Chain = Literal["reference", "start", "end"]
 CHAINS: tuple[Chain, ...] = ("reference", "start", "end")
-ReferenceMode = Literal["chain", "anchored"]
+ReferenceMode = Literal["chain", "anchored", "sheets"]
+SHEETS = "subjects"  # the sheets' asset, and the folder of their files: subjects/<subject id>
+
+
+def sheet_output(subject_id: str) -> str:
+    """``woman`` -> ``subjects/woman``: the output name of a subject's sheet."""
+    return f"{SHEETS}/{subject_id}"
+
+
+@dataclass(frozen=True)
+class ReferenceLimits:
+    """The most reference images a model takes in one request: in all, of characters, of objects."""
+
+    total: int
+    characters: int
+    objects: int
+
+
+@dataclass(frozen=True)
+class SheetSelection:
+    """The sheets an image is shown (subject ids, characters first), whether the previous image fits, and
+    what the limits left out (output names)."""
+
+    sheets: tuple[str, ...]
+    previous_kept: bool
+    dropped: tuple[str, ...]
+
+
+def select_sheets(previous: Sequence["Slot"], subjects: Sequence[tuple[str, str]],
+                  limits: ReferenceLimits) -> SheetSelection:
+    """Which of a scene's ``subjects`` ((id, kind), in the scene's order) are shown by their sheets beside the
+    ``previous`` image(s), under ``limits`` (see the module docstring for the priority)."""
+    characters = [s for s, kind in subjects if kind == "character"]
+    products = [s for s, kind in subjects if kind != "character"]
+    ranked: list[tuple[str, str]] = [("character", s) for s in characters[: limits.characters]]
+    ranked += [("previous", slot.key) for slot in previous]
+    ranked += [("product", s) for s in products[: limits.objects]]
+    kept = ranked[: limits.total]
+    over = ranked[limits.total:]
+    dropped = [sheet_output(s) for s in characters[limits.characters:]] + [
+        name if kind == "previous" else sheet_output(name) for kind, name in over
+    ] + [sheet_output(s) for s in products[limits.objects:]]
+    kept_sheets = {name for kind, name in kept if kind != "previous"}
+    return SheetSelection(
+        sheets=tuple(s for s in characters + products if s in kept_sheets),
+        previous_kept=all(("previous", slot.key) in kept for slot in previous),
+        dropped=tuple(dropped),
+    )
 
 
 @dataclass(frozen=True, order=True)
@@ -45,8 +99,11 @@ def _ref(k: int) -> Slot:
 
 
 def shown_references(slot: Slot, mode: ReferenceMode) -> list[Slot]:
-    """The images the model is shown for ``slot``, in the order it is shown them (the CONTRACT's table)."""
+    """The images of the campaign's chains the model is shown for ``slot``, in the order it is shown them (the
+    CONTRACT's table); ``sheets`` mode shows the seed's (``chain``) images, then subject sheets."""
     chain, k = slot.chain, slot.scene
+    if mode == "sheets":
+        mode = "chain"
     if chain == "reference":
         if k == 1:
             return []

@@ -1,12 +1,12 @@
 """Every output of a campaign, and the one function that builds the request that makes it.
 
-An output is an image (``reference/scene_k``, ``start/scene_k``, ``end/scene_k``), a clip (``clip/scene_k``), the
-``storyboard``, the ``ad``, the ``report``, the ``storyboard_pdf`` or the ``deliverables``. :func:`build_request`
-turns the pinned brief and the stored parents into the output's full :class:`Request`: everything that decides its
-bytes (backend, model, prompt, settings, the parents' pixels). Its :attr:`Request.fingerprint` is the generation
-cache's key, is written into the output's provenance as ``request_sha256``, and is what the plan compares to tell
-whether an output is up to date. Nothing else builds requests: the asset steps, the plan, the sensor and the CLI
-all call this.
+An output is a subject's sheet (``subjects/<id>``, in ``sheets`` mode), an image (``reference/scene_k``,
+``start/scene_k``, ``end/scene_k``), a clip (``clip/scene_k``), the ``storyboard``, the ``ad``, the ``report``, the
+``storyboard_pdf`` or the ``deliverables``. :func:`build_request` turns the pinned brief and the stored parents into
+the output's full :class:`Request`: everything that decides its bytes (backend, model, prompt, settings, the parents'
+pixels). Its :attr:`Request.fingerprint` is the generation cache's key, is written into the output's provenance as
+``request_sha256``, and is what the plan compares to tell whether an output is up to date. Nothing else builds
+requests: the asset steps, the plan, the sensor and the CLI all call this.
 
 An image with ``takes_per_image`` N > 1 is N candidate requests (``Request.candidates``), each its own cache key,
 plus the ranking settings; with N = 1 the output's fingerprint is its one candidate's.
@@ -26,13 +26,22 @@ from typing import Any, Mapping, Optional, Sequence
 
 from PIL import Image
 
-from adchain_assets.brief.model import LoadedBrief
+from adchain_assets.brief.model import Brief, LoadedBrief
+from adchain_assets.plan.catalogue import DEFAULT_IMAGE_MODEL, reference_limits
 from adchain_assets.plan.finish import finish_material, image_cell, storyboard_pdf_material
-from adchain_assets.plan.prompts import compose_clip_prompt, compose_prompt
-from adchain_assets.plan.references import CHAINS, Slot, shown_references
+from adchain_assets.plan.prompts import SHEET_ASPECT_RATIOS, compose_clip_prompt, compose_prompt, compose_sheet_prompt
+from adchain_assets.plan.references import (
+    CHAINS,
+    SHEETS,
+    ReferenceLimits,
+    Slot,
+    select_sheets,
+    sheet_output,
+    shown_references,
+)
 
 # Bump when a code change changes what an unchanged request produces.
-CODE_VERSIONS = {"image": "2", "user_image": "1", "clip": "2", "storyboard": "3", "ad": "2", "report": "2",
+CODE_VERSIONS = {"image": "2", "user_image": "1", "sheet": "1", "clip": "2", "storyboard": "4", "ad": "2", "report": "2",
                  "storyboard_pdf": "1", "deliverables": "1"}
 STORYBOARD, AD, REPORT = "storyboard", "ad", "report"
 STORYBOARD_PDF, DELIVERABLES = "storyboard_pdf", "deliverables"
@@ -63,10 +72,23 @@ def output_names(scene_count: int) -> list[str]:
     return images + clips + [STORYBOARD, AD, REPORT, STORYBOARD_PDF, DELIVERABLES]
 
 
+def outputs_of(brief: Brief) -> list[str]:
+    """Every output of ``brief``, parents before children: in ``sheets`` mode its subjects' sheets first."""
+    sheets = [sheet_output(s.id) for s in brief.subjects] if brief.reference_mode == "sheets" else []
+    return sheets + output_names(len(brief.scenes))
+
+
 def kind_of(output: str) -> str:
     if output in FINISHING:
         return output
+    if output.startswith(f"{SHEETS}/"):
+        return "sheet"
     return "clip" if output.startswith("clip/") else "image"
+
+
+def subject_of(output: str) -> str:
+    """``subjects/woman`` -> ``woman``."""
+    return output.split("/", 1)[1]
 
 
 def scene_of(output: str) -> int:
@@ -129,27 +151,90 @@ def candidate_material(maker: Maker, prompt: str, aspect_ratio: str, reference_p
     }
 
 
-def parents_of(output: str, loaded: LoadedBrief) -> list[str]:
+def reference_limits_for(maker: Maker) -> tuple[str, ReferenceLimits]:
+    """The model whose limits apply to ``maker``'s requests, and those limits: its own; the offline preview
+    renderer is shown what the default image model would be shown (as is a model the catalogue has no limits
+    for, which ``validate`` refuses in sheets mode)."""
+    own = reference_limits(maker.model)
+    if own is not None:
+        return maker.model, own
+    return DEFAULT_IMAGE_MODEL, reference_limits(DEFAULT_IMAGE_MODEL)  # type: ignore[return-value]
+
+
+def shown_to(loaded: LoadedBrief, slot: Slot, image_maker: Optional[Maker]) -> tuple[list[Slot], tuple[str, ...]]:
+    """What the model is shown for ``slot``, in order: earlier images of the campaign, then (``sheets`` mode) the
+    subjects whose sheets follow, as far as the model's limits allow. Without ``image_maker`` (no model known),
+    every sheet of the scene."""
+    brief = loaded.brief
+    previous = shown_references(slot, brief.reference_mode)
+    if brief.reference_mode != "sheets":
+        return previous, ()
+    scene = [(s, brief.subject(s).kind) for s in brief.scene(slot.scene).subjects]
+    if image_maker is None:
+        return previous, tuple(s for s, kind in scene if kind == "character") + tuple(
+            s for s, kind in scene if kind != "character")
+    chosen = select_sheets(previous, scene, reference_limits_for(image_maker)[1])
+    return (previous if chosen.previous_kept else []), chosen.sheets
+
+
+def reference_warnings(loaded: LoadedBrief, image_maker: Maker) -> list[str]:
+    """In ``sheets`` mode, each scene whose references exceed the model's limits, and what is left out."""
+    brief = loaded.brief
+    if brief.reference_mode != "sheets":
+        return []
+    model, limits = reference_limits_for(image_maker)
+    warnings = []
+    for k in range(1, len(brief.scenes) + 1):
+        scene = [(s, brief.subject(s).kind) for s in brief.scene(k).subjects]
+        left_out: dict[str, list[str]] = {}
+        for chain in CHAINS:
+            slot = Slot(chain, k)
+            if slot == Slot("reference", 1) and brief.reference_image:
+                continue
+            for name in select_sheets(shown_references(slot, "sheets"), scene, limits).dropped:
+                left_out.setdefault(name, []).append(chain)
+        if left_out:
+            what = "; ".join(f"{name} (for {', '.join(chains)})" for name, chains in left_out.items())
+            warnings.append(
+                f"{loaded.path}: scenes[{k - 1}]: {model} takes at most {limits.total} reference images"
+                f" ({limits.characters} characters, {limits.objects} objects): left out: {what}")
+    return warnings
+
+
+def parents_of(output: str, loaded: LoadedBrief, image_maker: Optional[Maker] = None) -> list[str]:
     """The stored outputs whose bytes ``output``'s request uses (only what is shown, for images)."""
     brief = loaded.brief
     kind = kind_of(output)
     count = len(brief.scenes)
+    sheets = [name for name in outputs_of(brief) if kind_of(name) == "sheet"]
+    if kind == "sheet":
+        return []
     if kind == "image":
         slot = Slot.parse(output)
         if slot == Slot("reference", 1) and brief.reference_image:
             return []
-        return [p.key for p in shown_references(slot, brief.reference_mode)]
+        images, shown_sheets = shown_to(loaded, slot, image_maker)
+        return [p.key for p in images] + [sheet_output(s) for s in shown_sheets]
     if kind == "clip":
         k = scene_of(output)
         return [f"start/scene_{k}", f"end/scene_{k}"]
     if kind == STORYBOARD:
-        return [Slot(chain, k).key for k in range(1, count + 1) for chain in CHAINS]
+        return sheets + [Slot(chain, k).key for k in range(1, count + 1) for chain in CHAINS]
     if kind == AD:
         return [clip_output(k) for k in range(1, count + 1)]
     if kind == DELIVERABLES:
         return [AD, STORYBOARD_PDF, REPORT]
-    # the report and the PDF: every image and clip (their costs and scores) and the campaign's spend
-    return [Slot(chain, k).key for k in range(1, count + 1) for chain in CHAINS] + [clip_output(k) for k in range(1, count + 1)]
+    # the report and the PDF: every sheet, image and clip (their costs and scores) and the campaign's spend
+    return sheets + [Slot(chain, k).key for k in range(1, count + 1) for chain in CHAINS] + [
+        clip_output(k) for k in range(1, count + 1)]
+
+
+def user_image_request(output: str, loaded: LoadedBrief, relative: str) -> Request:
+    """The request of an output that is a file the brief names (``reference_image``, a subject's ``photo``), used
+    as is: the file's sha256 decides it."""
+    source = hashlib.sha256(loaded.resolve(relative).read_bytes()).hexdigest()
+    material = {"kind": "user_image", "v": CODE_VERSIONS["user_image"], "source_sha256": source}
+    return Request(output, material, (material,))
 
 
 def build_request(
@@ -166,22 +251,32 @@ def build_request(
     brief = loaded.brief
     kind = kind_of(output)
     version = CODE_VERSIONS[kind]
+    if kind == "sheet":
+        subject = brief.subject(subject_of(output))
+        if subject.photo:
+            return user_image_request(output, loaded, subject.photo)
+        assert image_maker is not None, "a sheet request needs the image model"
+        prompt = compose_sheet_prompt(brief, subject).text
+        candidate = candidate_material(image_maker, prompt, SHEET_ASPECT_RATIOS[subject.kind], [], take, 0)
+        material = {"candidates": [fingerprint(candidate)], "sheet": version, "checks": brief.checks.model_dump(),
+                    "subject": subject.model_dump()}
+        return Request(output, material, (candidate,))
     if kind == "image":
         slot = Slot.parse(output)
         if slot == Slot("reference", 1) and brief.reference_image:
-            source = hashlib.sha256(loaded.resolve(brief.reference_image).read_bytes()).hexdigest()
-            material = {"kind": "user_image", "v": CODE_VERSIONS["user_image"], "source_sha256": source}
-            return Request(output, material, (material,))
+            return user_image_request(output, loaded, brief.reference_image)
         assert image_maker is not None, "an image request needs the image model"
-        shown = shown_references(slot, brief.reference_mode)
-        prompt = compose_prompt(brief, slot, shown).text
-        pixels = [parents[ref.key].pixels for ref in shown]
+        shown, sheets = shown_to(loaded, slot, image_maker)
+        prompt = compose_prompt(brief, slot, shown, sheets).text
+        pixels = [parents[ref.key].pixels for ref in shown] + [parents[sheet_output(s)].pixels for s in sheets]
         candidates = tuple(
             candidate_material(image_maker, prompt, brief.aspect_ratio, pixels, take, c)
             for c in range(brief.takes_per_image)
         )
+        # What the checks score it against: the scene's subjects (a description or a photo changes the scores).
+        subjects = [brief.subject(s).model_dump() for s in brief.scene(slot.scene).subjects]
         material = {"candidates": [fingerprint(c) for c in candidates], "checks": brief.checks.model_dump(),
-                    "subjects": [s.model_dump() for s in brief.subjects]}
+                    "subjects": subjects}
         return Request(output, material, candidates)
     if kind == "clip":
         assert video_maker is not None, "a clip request needs the video model"
@@ -213,7 +308,7 @@ def build_request(
         return Request(output, material)
     if kind == STORYBOARD_PDF:
         cells = [image_cell(name, parents[name].provenance) if name in parents else None
-                 for name in parents_of(output, loaded) if kind_of(name) == "image"]
+                 for name in parents_of(output, loaded) if kind_of(name) in ("sheet", "image")]
         material = {"kind": STORYBOARD_PDF, "v": version, **storyboard_pdf_material(loaded, cells, spend_usd)}
         return Request(output, material)
     if kind == DELIVERABLES:

@@ -446,14 +446,15 @@ class CampaignFiles:
                           self.provenance_path(campaign, output))
         return path
 
-    def current_take(self, campaign: str, slot: Slot) -> int:
-        """The take of the stored image (0 when there is none): a new take is kept by later runs.
+    def current_take(self, campaign: str, output: "str | Slot") -> int:
+        """The take of the stored image or sheet (0 when there is none): a new take is kept by later runs.
 
         Read from the provenance JSON even when the PNG beside it is missing or does not match: the JSON is
         written first, so it names the take a write that was cut short was storing; a rerun asks for that take
         again (a cache hit) and completes the pair.
         """
+        name = output.key if isinstance(output, Slot) else output
         try:
-            return int(json.loads(self.image_path(campaign, slot).with_suffix(".json").read_text())["take"])
+            return int(json.loads(self.output_path(campaign, name).with_suffix(".json").read_text())["take"])
         except (FileNotFoundError, ValueError, KeyError, TypeError):
             return 0

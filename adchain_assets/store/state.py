@@ -5,18 +5,17 @@ from __future__ import annotations
 
 from adchain_assets.brief.model import LoadedBrief
 from adchain_assets.plan.plan import Stored
-from adchain_assets.plan.references import Slot
-from adchain_assets.plan.requests import kind_of, output_names
+from adchain_assets.plan.requests import kind_of, outputs_of
 from adchain_assets.store.files import CampaignFiles
 from adchain_assets.store.ledger import Ledger
 
 
 def read_state(files: CampaignFiles, ledger: Ledger, loaded: LoadedBrief) -> Stored:
     campaign = loaded.campaign
-    names = output_names(len(loaded.brief.scenes))
+    names = outputs_of(loaded.brief)
     records = files.read_provenances(campaign, names)
     pending = {
-        name: files.current_take(campaign, Slot.parse(name))
-        for name in names if records[name] is None and kind_of(name) == "image"
+        name: files.current_take(campaign, name)
+        for name in names if records[name] is None and kind_of(name) in ("image", "sheet")
     }
     return Stored(records=records, calls=ledger.calls(campaign), pending_takes=pending)

@@ -22,8 +22,9 @@ from typing import Any, Callable, Optional
 
 from upath import UPath
 
-from adchain_assets.brief.model import Brief, LoadedBrief
-from adchain_assets.plan.references import Slot
+from adchain_assets.brief.model import Brief, LoadedBrief, Subject
+from adchain_assets.plan.prompts import SHEET_VIEWS
+from adchain_assets.plan.references import Slot, sheet_output
 from adchain_assets.vision import consistency
 from adchain_assets.vision.features import FACES, PRODUCT, FeatureStore
 
@@ -51,9 +52,13 @@ class SubjectScore:
         return max(0.0, 1.0 - self.value) if self.kind == "character" else self.value
 
 
-def first_appearance(brief: Brief, subject_id: str) -> Slot:
+def anchor_of(brief: Brief, subject_id: str) -> str:
+    """The output a subject's images are scored against when it has no ``photo``: its sheet in ``sheets`` mode,
+    else the reference image of the scene it first appears in."""
+    if brief.reference_mode == "sheets":
+        return sheet_output(subject_id)
     scene = next(k for k, s in enumerate(brief.scenes, start=1) if subject_id in s.subjects)
-    return Slot("reference", scene)
+    return Slot("reference", scene).key
 
 
 def previous_appearance(brief: Brief, slot: Slot, subject_id: str) -> Optional[Slot]:
@@ -97,18 +102,18 @@ def score_image(
     loaded: LoadedBrief,
     slot: Slot,
     png: bytes,
-    image_of: Callable[[Slot], Optional[bytes]],
+    image_of: Callable[[str], Optional[bytes]],
     *,
     store: Optional[FeatureStore] = None,
-    sha_of: Optional[Callable[[Slot], Optional[str]]] = None,
+    sha_of: Optional[Callable[[str], Optional[str]]] = None,
     sha: Optional[str] = None,
     faces_drawn: bool = True,
 ) -> list[SubjectScore]:
     """Scores of every subject in ``slot``'s scene.
 
-    ``image_of`` reads another image of the campaign (None when it is not made). With ``sha_of`` (another
-    image's sha256 from its provenance, None when not made) ``image_of`` is called only for images whose
-    features ``store`` does not hold yet. ``sha`` is ``png``'s sha256 when the caller has it already.
+    ``image_of`` reads another image of the campaign by output name (None when it is not made). With ``sha_of``
+    (another image's sha256 from its provenance, None when not made) ``image_of`` is called only for images
+    whose features ``store`` does not hold yet. In ``sheets`` mode every subject is scored against its sheet. ``sha`` is ``png``'s sha256 when the caller has it already.
     ``faces_drawn`` is False for an image whose backend draws no faces: its characters are not scored.
     """
     store = store or _MEMORY_ONLY
@@ -121,10 +126,10 @@ def score_image(
         kinds.discard(FACES)
     sha = store.prepare(png, sorted(kinds), sha) if kinds else sha
     own = _Image(store, png=png, sha=sha)
-    others: dict[Slot, Optional[_Image]] = {}
+    others: dict[str, Optional[_Image]] = {}
 
-    def image(other: Slot) -> Optional[_Image]:
-        if other == slot:
+    def image(other: str) -> Optional[_Image]:
+        if other == slot.key:
             return own
         if other not in others:
             if sha_of is not None:
@@ -137,11 +142,11 @@ def score_image(
 
     scores = []
     for subject_id, subject in zip(brief.scene(slot.scene).subjects, subjects):
-        if subject.photo:
+        if subject.photo and brief.reference_mode != "sheets":
             anchor_name, anchor = f"photo {subject.photo}", _Image(store, png=loaded.resolve(subject.photo).read_bytes())
         else:
-            first = first_appearance(brief, subject_id)
-            anchor_name, anchor = str(first), image(first)
+            anchor_name = anchor_of(brief, subject_id)
+            anchor = image(anchor_name)
         if subject.kind == "character" and not faces_drawn:
             scores.append(SubjectScore(subject_id, "character", anchor_name, None, None, {"note": NO_FACES_DRAWN}))
         elif subject.kind == "character":
@@ -152,7 +157,7 @@ def score_image(
             )
             detail: dict[str, Any] = {"cross": cross.to_metadata() if cross else "anchor not made yet"}
             previous = previous_appearance(brief, slot, subject_id)
-            before = image(previous) if previous else None
+            before = image(previous.key) if previous else None
             before_faces = before.faces() if before else None
             if before_faces is not None:
                 own_score = consistency.identity_from_faces(own.faces(), before_faces, threshold=limits.max_face_distance)
@@ -170,6 +175,31 @@ def score_image(
                                        product.score if product else None,
                                        {"cross": product.to_metadata() if product else "anchor not made yet"}))
     return scores
+
+
+def score_sheet(subject: Subject, png: bytes, *, store: Optional[FeatureStore] = None,
+                faces_drawn: bool = True, sha: Optional[str] = None) -> SubjectScore:
+    """Is a subject's sheet fit to be every image's anchor? A character sheet shows one face per view (two views
+    generated, one in a photo); a product sheet has enough texture to be matched (its keypoints are stored under
+    the sheet's sha256, where every image's product check reads them)."""
+    store = store or _MEMORY_ONLY
+    name = sheet_output(subject.id)
+    if subject.kind == "character":
+        if not faces_drawn:
+            return SubjectScore(subject.id, "character", name, None, None, {"note": NO_FACES_DRAWN})
+        views = 1 if subject.photo else SHEET_VIEWS["character"]
+        found = len(store.faces(png, sha))
+        detail = {"faces": found, "views": views}
+        if found != views:
+            detail["reason"] = f"{found} faces where the sheet should show {views} (one per view)"
+        return SubjectScore(subject.id, "character", name, found == views, float(found), detail)
+    keypoints = len(store.product(png, sha))
+    enough = keypoints >= consistency.PRODUCT_MIN_ANCHOR_KEYPOINTS
+    detail = {"keypoints": keypoints}
+    if not enough:
+        detail["reason"] = (f"{keypoints} keypoints: too little texture to recognise the product by"
+                            f" (at least {consistency.PRODUCT_MIN_ANCHOR_KEYPOINTS})")
+    return SubjectScore(subject.id, "product", name, enough, float(keypoints), detail)
 
 
 def summary(scores: list[SubjectScore]) -> dict[str, Any]:

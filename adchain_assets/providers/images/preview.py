@@ -328,7 +328,7 @@ def _draw_header(draw: ImageDraw.ImageDraw, box: Box, request: ImageRequest) -> 
     )
     draw.text((inner[2] - small.getlength(tag), inner[1] + 4), tag, font=small, fill=MUTED)
     pen = _Pen(draw, inner)
-    pen.write([_clip(prompt.slot.key, title, width - small.getlength(tag) - GAP)], title, WHITE)
+    pen.write([_clip(prompt.title, title, width - small.getlength(tag) - GAP)], title, WHITE)
     pen.write(purpose, small, MUTED)
     pen.skip(GAP)
     pen.write(scene, body, WHITE)
