@@ -322,3 +322,41 @@ def test_a_brand_or_caption_edit_changes_the_cut_and_the_pdf_requests_and_no_ima
         if build_request(name, before, parents, **makers).fingerprint != build_request(name, after, parents, **makers).fingerprint:
             changed.add(name)
     assert changed == {"ad", "storyboard_pdf"}  # the deliverables follow as their parents' sha256 change
+
+
+def test_a_cta_edit_is_priced_0_and_in_sheets_mode_the_pdf_shows_and_follows_the_sheets(tmp_path):
+    import hashlib
+    import shutil
+
+    from adchain_assets.plan.catalogue import DEFAULT_IMAGE_MODEL, DEFAULT_VIDEO_MODEL
+    from adchain_assets.plan.estimate import NO_CALL, estimate_plan
+    from adchain_assets.plan.plan import Stored, plan_campaign
+    from adchain_assets.plan.requests import Maker, Parent, build_request, outputs_of, parents_of
+
+    shutil.copytree(SAMPLE_BRIEFS, tmp_path / "briefs")
+    path = tmp_path / "briefs" / "aurora-perfume.yaml"
+    path.write_text(path.read_text().replace("reference_mode: chain", "reference_mode: sheets"))
+    loaded = load_brief(path, max_scenes=8)
+    makers = {"image_maker": Maker("gemini", DEFAULT_IMAGE_MODEL), "video_maker": Maker("veo", DEFAULT_VIDEO_MODEL)}
+
+    def made(name, salt=""):  # a stored output's provenance as the plan reads it
+        return {"sha256": hashlib.sha256((name + salt).encode()).hexdigest(), "take": 0}
+
+    records = {}  # every output made under the brief as it is
+    for name in outputs_of(loaded.brief):
+        parents = {p: Parent(p, records[p]) for p in parents_of(name, loaded, makers["image_maker"])}
+        records[name] = {**made(name), "request_sha256": build_request(name, loaded, parents, **makers).fingerprint}
+    sheets = [name for name in parents_of("storyboard_pdf", loaded) if name.startswith("subjects/")]
+    assert sheets == ["subjects/bottle", "subjects/woman"]  # the cover shows them: a new sheet re-makes the PDF
+    parents = {p: Parent(p, records[p]) for p in parents_of("storyboard_pdf", loaded)}
+    parents[sheets[0]] = Parent(sheets[0], made(sheets[0], "another take"))
+    assert build_request("storyboard_pdf", loaded, parents, **makers).fingerprint != records["storyboard_pdf"]["request_sha256"]
+
+    # the call to action changes: the ad, the PDF and the deliverables, priced $0 (no model call)
+    path.write_text(path.read_text().replace("cta: Discover Aurora", "cta: Find your first light"))
+    edited = load_brief(path, max_scenes=8)
+    stored = Stored(records)
+    plan = plan_campaign(edited, stored, **makers)
+    assert plan.outputs == ["ad", "storyboard_pdf", "deliverables"]
+    estimate = estimate_plan(plan, edited, stored, **makers, cached=lambda key: None)
+    assert estimate.usd == 0.0 and {one.basis for one in estimate.outputs.values()} == {NO_CALL}
