@@ -1,5 +1,6 @@
 """The project's Dagster definitions: the subject sheets, three chains of images, their clips and the ad, the review
-outputs, the resources that make and store them, the campaign job and the sensor that runs what is out of date.
+outputs (the storyboard sheet and PDF, the report) and the deliverables, the resources that make and store them, the
+campaign job and the sensor that runs what is out of date.
 
 Everything is built from :class:`adchain_assets.settings.Settings` (the environment, read once); a setting the
 project cannot use stops the code location from loading with a message naming the variable.
@@ -10,10 +11,11 @@ from typing import Mapping, Optional
 import dagster as dg
 
 from adchain_assets.defs.clips import build_clip_assets
+from adchain_assets.defs.deliverables import build_deliverables_asset
 from adchain_assets.defs.images import build_image_assets
 from adchain_assets.defs.jobs import build_executor, campaign_job
 from adchain_assets.defs.resources import build_resources
-from adchain_assets.defs.review import build_report_asset, build_storyboard_asset
+from adchain_assets.defs.review import build_report_asset, build_storyboard_asset, build_storyboard_pdf_asset
 from adchain_assets.defs.sensors import build_brief_sensor
 from adchain_assets.defs.sheets import build_sheets_asset
 from adchain_assets.defs.steps import step_retry
@@ -31,6 +33,8 @@ def build_definitions(settings: Settings, resources: Optional[Mapping[str, objec
             *build_clip_assets(settings.max_scenes, retry),
             build_storyboard_asset(settings.max_scenes),
             build_report_asset(settings.max_scenes),
+            build_storyboard_pdf_asset(settings.max_scenes),
+            build_deliverables_asset(),
         ],
         jobs=[campaign_job],
         sensors=[build_brief_sensor(campaign_job)],

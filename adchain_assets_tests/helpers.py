@@ -31,7 +31,8 @@ ADCHAIN = str(Path(sys.executable).parent / "adchain")
 SIX = {"reference/scene_3", "reference/scene_4", "start/scene_3", "start/scene_4", "end/scene_3", "end/scene_4"}
 IMAGES = {f"{c}/scene_{k}" for c in ("reference", "start", "end") for k in range(1, 5)}
 CLIPS = {f"clip/scene_{k}" for k in range(1, 5)}
-EVERYTHING = IMAGES | CLIPS | {"storyboard", "ad", "report"}
+FINISHING = {"storyboard", "ad", "report", "storyboard_pdf", "deliverables"}
+EVERYTHING = IMAGES | CLIPS | FINISHING
 # A campaign's first run also runs the subjects step, which every image lists upstream (defs/jobs.py: run_assets).
 FIRST_RUN = EVERYTHING | {"subjects"}
 SENSOR_RESOURCES = ("briefs", "storage", "image_model", "video_model")

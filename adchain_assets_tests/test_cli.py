@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.subprocess]
 def test_materialize_and_status_use_the_instance_in_dagster_home(cli_env, data_dir):
     done = adchain(cli_env, "materialize", "muse-portrait")
     assert done.returncode == 0, done.stderr
-    assert "muse-portrait: 15 outputs made" in done.stdout and "storyboard.png" in done.stdout
+    assert "muse-portrait: 17 outputs made" in done.stdout and "storyboard.png" in done.stdout
     assert (data_dir / "campaigns" / "muse-portrait" / "storyboard.png").exists()
     with instance_of(cli_env) as instance:
         runs = instance.get_runs()

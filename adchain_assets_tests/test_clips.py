@@ -52,7 +52,8 @@ def test_every_scene_gets_a_playable_clip_from_its_start_to_its_end_frame_and_th
     ad_record = json.loads((root / "ad.json").read_text())
     assert probe(ad).codec == "h264"
     assert [c["asset"] for c in ad_record["clips"]] == [f"clip/scene_{k}" for k in range(1, 5)]
-    assert ad_record["duration_s"] == pytest.approx(1.5 + 4 + 2 + 4 + 4 - 4 * 0.5, abs=0.05)  # title + clips - fades
+    # title + clips + the brand's end card - the five cross-fades
+    assert ad_record["duration_s"] == pytest.approx(1.5 + 4 + 2 + 4 + 4 + 2.5 - 5 * 0.5, abs=0.05)
     clip_meta = instance.get_latest_materialization_event(AssetKey(["clip", "scene_3"])).asset_materialization.metadata
     assert clip_meta["poster"].value.startswith("![clip/scene_3](data:image/jpeg;base64,")
     assert clip_meta["duration_s"].value == 4.0
@@ -85,7 +86,7 @@ def test_veo_requests_carry_each_scene_start_frame_as_image_and_end_frame_as_las
         resources = {**defs.resources, "video_model": VideoModel(backend="veo", api_key="veo-test-key", base_url=veo.base_url, poll_interval_s=0.01, max_wait_s=30)}
         instance.add_dynamic_partitions("campaigns", ["aurora-perfume"])
         result = materialize(list(defs.assets), resources=resources, instance=instance, partition_key="aurora-perfume",
-                             selection=run_selection(SCENES))
+                             selection=run_selection(SCENES) + [AssetKey("storyboard_pdf"), AssetKey("deliverables")])
         assert result.success
         root = data_dir / "campaigns" / "aurora-perfume"
         assert len(veo.starts) == 4
@@ -98,7 +99,7 @@ def test_veo_requests_carry_each_scene_start_frame_as_image_and_end_frame_as_las
                     assert a.size == b.size and a.tobytes() == b.tobytes()
             assert start.aspect_ratio == "9:16"
             assert record["backend"] == "veo" and record["cost_usd"] > 0
-        # The report counts the clips' spend: made after them, so a finished campaign's plan is empty.
+        # The report and the PDF count the clips' spend: made after them, so a finished campaign's plan is empty.
         plan = current_plan(defs.resources["briefs"].load("aurora-perfume"), defs.resources["storage"],
                             defs.resources["image_model"], resources["video_model"])
         assert plan.outdated == [] and plan.held == []

@@ -22,7 +22,7 @@ from .helpers import definitions_for, sampling_like_a_real_model, selected, tick
 
 CAMPAIGN = "muse-portrait"  # 3 scenes, anchored: a new take of reference/scene_2 changes most of scenes 2 and 3
 MAX_SCENES = 8
-REVIEW = {"storyboard", "ad", "report"}
+REVIEW = {"storyboard", "ad", "report", "storyboard_pdf", "deliverables"}
 
 
 @pytest.fixture
@@ -103,7 +103,7 @@ def test_a_new_take_is_followed_by_exactly_the_plan_once(world):
     # anchored mode: every image shown reference/scene_2 or what was made from it, their clips, the review
     assert set(plan.outputs) == {
         "reference/scene_3", "start/scene_2", "start/scene_3", "end/scene_2", "end/scene_3",
-        "clip/scene_2", "clip/scene_3", "storyboard", "ad", "report",
+        "clip/scene_2", "clip/scene_3", "storyboard", "ad", "report", "storyboard_pdf", "deliverables",
     }
     followed = world.run(selection=sorted(requested[CAMPAIGN]))
     assert sorted(made(followed)) == sorted(plan.outputs)

@@ -23,7 +23,7 @@ def stored(data_dir, campaign):
     root = data_dir / "campaigns" / campaign
     return {
         f"{p.parent.name}/{p.stem}": (p.read_bytes(), json.loads(p.with_suffix(".json").read_text()))
-        for p in root.rglob("*.png")
+        for p in root.rglob("*.png") if "briefs" not in p.relative_to(root).parts  # not the pinned brand logo
     }
 
 

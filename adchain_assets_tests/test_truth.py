@@ -106,7 +106,7 @@ def test_title_only_edit_remakes_storyboard_and_ad_with_no_model_call(one_brief,
     clips = {k: provenance(one_brief, f"clip/scene_{k}.mp4")["created_at"] for k in range(1, 5)}
     edit(one_brief / "briefs" / f"{CAMPAIGN}.yaml", "title: Aurora Eau de Parfum", "title: Aurora Parfum")
     result = run_tick(defs, instance)
-    assert selected(result)[CAMPAIGN] == {"storyboard", "ad"}
+    assert selected(result)[CAMPAIGN] == {"storyboard", "ad", "storyboard_pdf", "deliverables"}  # the PDF's cover
     assert len(fake_gemini.requests) == calls
     assert provenance(one_brief, "ad.mp4")["title"].startswith("Aurora Parfum")
     assert {k: provenance(one_brief, f"clip/scene_{k}.mp4")["created_at"] for k in range(1, 5)} == clips
@@ -122,7 +122,8 @@ def test_a_duration_edit_remakes_that_clip_the_ad_and_the_report_only(one_brief,
     scenes[2] = scenes[2].rstrip("\n") + "\n    duration_s: 6\n"
     path.write_text("  - subjects:".join(scenes))
     result = run_tick(defs, instance)
-    assert selected(result)[CAMPAIGN] == {"clip/scene_2", "ad", "report"}  # the report lists every clip
+    # the report lists every clip; the PDF shows the scene's length
+    assert selected(result)[CAMPAIGN] == {"clip/scene_2", "ad", "report", "storyboard_pdf", "deliverables"}
     assert provenance(one_brief, "clip/scene_2.mp4")["requested_duration_s"] == 6
 
 

@@ -613,9 +613,9 @@ def test_materialize_all_on_a_fresh_partition_makes_everything_the_brief_has(fol
     assert all(r["status"] == "SUCCESS" for r in new_runs), new_runs
     followed = [r for r in new_runs if r["tags"].get("dagster/sensor_name") == "brief_sensor"]
     launched = [r for r in new_runs if r not in followed]
-    assert len(launched) == 1 and len(launched[0]["assets"]) == 1 + 3 * FOLLOW_SLOTS + FOLLOW_SLOTS + 3, launched
+    assert len(launched) == 1 and len(launched[0]["assets"]) == 1 + 3 * FOLLOW_SLOTS + FOLLOW_SLOTS + 5, launched
     # the review outputs depend on every slot; Dagster skipped them in the launched run, brief_sensor made them
-    assert [r["assets"] for r in followed] == [["ad", "report", "storyboard"]], followed
+    assert [r["assets"] for r in followed] == [["ad", "deliverables", "report", "storyboard", "storyboard_pdf"]], followed
     last_output = max(made_at(record) for record in after.values())
     numbers = {
         "launch_to_last_output_s": round(last_output - launched_at, 1),

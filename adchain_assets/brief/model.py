@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import hashlib
 import re
+import subprocess
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal, Mapping, Optional
+from typing import Annotated, Any, Callable, Literal, Mapping, Optional
 
+import imageio_ffmpeg
 import yaml
-from PIL import Image, UnidentifiedImageError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from PIL import Image, ImageFont, UnidentifiedImageError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 CAMPAIGN_ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 ASPECT_RATIOS = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9")
@@ -24,6 +26,11 @@ MAX_DESCRIPTION_CHARS = 1000
 MAX_IMAGE_PIXELS = 40_000_000
 MAX_TAKES_PER_IMAGE = 4
 MIN_CLIP_S, MAX_CLIP_S = 1.0, 8.0  # Veo makes clips of 4 to 8 seconds; the preview renderer any length
+MAX_CAPTION_CHARS = 200  # a super is read in a few seconds; whether it fits its safe area is checked by the finish
+MAX_BRAND_TEXT_CHARS = 300
+MAX_LEGAL_CHARS = 1000
+MIN_END_CARD_S, MAX_END_CARD_S = 1.0, 8.0
+HEX_COLOUR = re.compile(r"#[0-9a-fA-F]{6}")
 
 
 class _Strict(BaseModel):
@@ -75,6 +82,9 @@ class Scene(_Strict):
     end: str = _text(MAX_TEXT_CHARS, description="The scene's last frame (the clip ends here)")
     continuity: str = _text(MAX_TEXT_CHARS, required=False, description="How this scene follows the previous one")
     duration_s: float = Field(default=4.0, ge=MIN_CLIP_S, le=MAX_CLIP_S, description="Clip length in seconds")
+    caption: str = _text(MAX_CAPTION_CHARS, required=False, description=(
+        "A super burned into this scene in the ad (never into its clip), inside the shape's safe area; also a cue"
+        " of ad.srt"))
 
     @field_validator("reference", "start", "end")
     @classmethod
@@ -92,6 +102,49 @@ class Video(_Strict):
 
     resolution: Literal["720p", "1080p"] = "720p"
     audio: bool = False
+
+
+def _hex_colour(value: str) -> str:
+    if not HEX_COLOUR.fullmatch(value):
+        raise ValueError(f"{value!r} is not a colour written #rrggbb (six hex digits, e.g. \"#2b1d1a\")")
+    return value
+
+
+def _no_comment(value: object) -> object:
+    if value is None:
+        raise ValueError('is empty: quote a colour ("#2b1d1a"); unquoted, YAML reads # as the start of a comment')
+    return value
+
+
+class Brand(_Strict):
+    """The finished ad's brand: the end card after the last scene, and optionally the logo on every scene."""
+
+    logo: Optional[str] = Field(default=None, description=(
+        "The brand's logo, a PNG with transparency, relative to the brief's folder: on the end card (and the logo"
+        " bug)"))
+    cta: str = _text(MAX_BRAND_TEXT_CHARS, required=False, description="The call to action, the end card's big line")
+    url: str = _text(MAX_BRAND_TEXT_CHARS, required=False, description="The address under the call to action")
+    legal: str = _text(MAX_LEGAL_CHARS, required=False, description="Small print at the foot of the end card")
+    colors: list[Annotated[str, AfterValidator(_hex_colour)]] = Field(default_factory=list, max_length=8, description=(
+        "Brand colours as \"#rrggbb\" (quoted); the first is the end card's background, the second its text"
+        " colour when it reads well on the first"))
+    font: Optional[str] = Field(default=None, description=(
+        "A TrueType or OpenType font file for the supers and the end card; default: DejaVu Sans Bold, shipped"))
+    end_card_s: float = Field(default=2.5, ge=MIN_END_CARD_S, le=MAX_END_CARD_S, description=(
+        "How long the end card holds, in seconds (after a cross-fade from the last scene)"))
+    logo_bug: bool = Field(default=False, description="The logo small in a corner of every scene")
+
+    @field_validator("colors", mode="before")
+    @classmethod
+    def _colours(cls, value: object) -> object:
+        if isinstance(value, list):
+            for item in value:
+                _no_comment(item)
+        return value
+
+    def has_end_card(self) -> bool:
+        """An end card is made when the brand has something to show on it."""
+        return bool(self.logo or self.cta.strip() or self.url.strip() or self.legal.strip())
 
 
 class Checks(_Strict):
@@ -119,6 +172,9 @@ class Brief(_Strict):
         " a plan that would go over it is not launched, and no paid call is made once it is reached"))
     subjects: list[Subject] = Field(default_factory=list, description="The subject bible: every recurring person and product")
     scenes: list[Scene] = Field(min_length=1, description="The scenes, in order")
+    brand: Optional[Brand] = Field(default=None, description="The end card and logo of the finished ad")
+    music: Optional[str] = Field(default=None, description=(
+        "An audio file laid under the ad (faded in and out, loudness-normalised), relative to the brief's folder"))
 
     @field_validator("aspect_ratio", mode="before")
     @classmethod
@@ -177,6 +233,9 @@ def cross_reference_problems(data: Mapping[str, Any]) -> list[tuple[str, str]]:
         hashable = [n for n in names if isinstance(n, str)]
         if len(set(hashable)) != len(hashable):
             problems.append((f"scenes[{scene_index}].subjects", "a subject is named twice"))
+    brand = data.get("brand")
+    if isinstance(brand, Mapping) and brand.get("logo_bug") is True and not brand.get("logo"):
+        problems.append(("brand.logo_bug", "is true but brand.logo names no logo to show"))
     return problems
 
 
@@ -194,6 +253,14 @@ def _file_problems(data: Mapping[str, Any], brief_dir: Optional[Path], max_scene
     for index, subject in enumerate(subjects if isinstance(subjects, list) else []):
         if isinstance(subject, Mapping) and isinstance(subject.get("photo"), str):
             problems += _path_problems(f"subjects[{index}].photo", subject["photo"], brief_dir)
+    brand = data.get("brand")
+    if isinstance(brand, Mapping):
+        if isinstance(brand.get("logo"), str):
+            problems += _path_problems("brand.logo", brand["logo"], brief_dir, logo_problem)
+        if isinstance(brand.get("font"), str):
+            problems += _path_problems("brand.font", brand["font"], brief_dir, font_problem)
+    if isinstance(data.get("music"), str):
+        problems += _path_problems("music", data["music"], brief_dir, audio_problem)
     return problems
 
 
@@ -273,8 +340,10 @@ def campaign_id_problem(campaign: str) -> Optional[str]:
     return None
 
 
-def _path_problems(field: str, relative: Optional[str], brief_dir: Path) -> list[tuple[str, str]]:
-    """A path named in a brief must be relative and stay inside the brief's folder, symlinks resolved."""
+def _path_problems(field: str, relative: Optional[str], brief_dir: Path,
+                   check: Optional[Callable[[str, int, int], Optional[str]]] = None) -> list[tuple[str, str]]:
+    """A path named in a brief must be relative and stay inside the brief's folder, symlinks resolved, and be a
+    file ``check`` accepts (by default an image)."""
     if relative is None:
         return []
     if not relative.strip():
@@ -288,7 +357,7 @@ def _path_problems(field: str, relative: Optional[str], brief_dir: Path) -> list
     if not target.is_file():
         return [(field, f"{relative!r} does not exist (looked for {target})")]
     stat = target.stat()
-    problem = image_problem(str(target), stat.st_mtime_ns, stat.st_size)
+    problem = (check or image_problem)(str(target), stat.st_mtime_ns, stat.st_size)
     return [(field, f"{relative!r} {problem}")] if problem else []
 
 
@@ -309,6 +378,49 @@ def image_problem(path: str, mtime_ns: int, size: int) -> Optional[str]:
     except (OSError, SyntaxError, ValueError) as error:
         return f"is damaged or truncated ({error})"
     return None
+
+
+@lru_cache(maxsize=64)
+def logo_problem(path: str, mtime_ns: int, size: int) -> Optional[str]:
+    """Why the file at ``path`` cannot serve as a logo (a PNG with transparency), or None."""
+    problem = image_problem(path, mtime_ns, size)
+    if problem:
+        return problem
+    with Image.open(path) as image:
+        if image.format != "PNG":
+            return f"is a {image.format} image; a logo must be a PNG with transparency"
+        if not image.has_transparency_data:
+            return "has no transparency (no alpha channel or transparent colour); a logo is drawn over pictures"
+    return None
+
+
+@lru_cache(maxsize=64)
+def font_problem(path: str, mtime_ns: int, size: int) -> Optional[str]:
+    """Why the file at ``path`` cannot serve as a font (one Pillow's FreeType can open), or None."""
+    try:
+        ImageFont.truetype(path, 24)
+    except (OSError, ValueError) as error:
+        return f"is not a font Pillow can read (a TrueType .ttf or OpenType .otf file): {error}"
+    except ImportError:  # a Pillow built without FreeType cannot use any font file
+        return "cannot be used: this Pillow has no FreeType support"
+    return None
+
+
+@lru_cache(maxsize=64)
+def audio_problem(path: str, mtime_ns: int, size: int) -> Optional[str]:
+    """Why the file at ``path`` cannot serve as music (ffmpeg decodes an audio stream from it), or None: its first
+    two seconds are decoded by the ffmpeg of imageio-ffmpeg, the one that mixes the ad."""
+    run = subprocess.run(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-i", path,
+         "-map", "0:a:0", "-t", "2", "-f", "null", "-"],
+        capture_output=True, text=True, errors="replace", check=False,
+    )
+    if run.returncode == 0:
+        return None
+    if "matches no streams" in run.stderr:
+        return "has no audio stream ffmpeg can find"
+    detail = (run.stderr.strip().splitlines() or ["no detail"])[-1]
+    return f"is not an audio file ffmpeg can read ({detail})"
 
 
 def parse_brief(text: str, *, file: str, brief_dir: Optional[Path], max_scenes: int) -> Brief:

@@ -1,5 +1,5 @@
-"""The ``adchain`` command: validate, plan, materialize, regenerate, takes, pick, approve, unapprove, status, demo,
-doctor, models and draft.
+"""The ``adchain`` command: validate, plan, materialize, regenerate, takes, pick, approve, unapprove, status, export,
+demo, doctor, models and draft.
 
 The top layer: it may import any other. Exit codes: 0 done, 1 a generation or run failed, 2 bad input.
 """

@@ -350,6 +350,12 @@ def cmd_status(args) -> int:
     return EXIT_OK
 
 
+def cmd_export(args) -> int:
+    from adchain_assets.cli.export import export
+
+    return export(args.campaign, zip_path=args.zip, to=args.to)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from adchain_assets.cli.draft import add_parser as add_draft_parser
     from adchain_assets.cli.review import add_parsers as add_review_parsers
@@ -386,6 +392,12 @@ def build_parser() -> argparse.ArgumentParser:
                             help="drop the image's notes (then make what the plan says; with --note: before it)")
     regenerate.set_defaults(handler=cmd_regenerate)
     add_review_parsers(commands)
+    export = commands.add_parser("export", help="write a campaign's deliverables out: a zip or a folder")
+    export.add_argument("campaign")
+    where = export.add_mutually_exclusive_group()
+    where.add_argument("--zip", metavar="PATH", help="a zip of the deliverables and their manifest")
+    where.add_argument("--to", metavar="DIR", help="a folder (default ./<campaign>-deliverables)")
+    export.set_defaults(handler=cmd_export)
     demo = commands.add_parser("demo", help="materialize every sample brief offline")
     demo.set_defaults(handler=cmd_demo)
     doctor = commands.add_parser("doctor", help="check the set-up (key, endpoint, models, prices, folders); exit 1 on a failed check")

@@ -2,29 +2,40 @@
 
 ``clip/scene_k`` depends on ``start/scene_k`` and ``end/scene_k``; ``ad`` on every clip. A clip is made by
 the video backend (the offline dissolve, or Veo with the start frame as first frame and the end frame as
-last frame), answered from the generation cache when its frames, prompt and settings are unchanged. An approved
-clip or ad is kept as stored by every run.
+last frame), answered from the generation cache when its frames, prompt and settings are unchanged. The ad is the
+rough cut, finished when the brief asks for it (:mod:`adchain_assets.media.finish`: supers, end card, sound), with
+its captions as ``ad.srt`` beside it; the finish reads the brand's files from the run's pinned snapshot and the
+faces of each captioned scene's start and end frames from the feature store. An approved clip or ad is kept as
+stored by every run.
 """
 
 import io
+import json
 import warnings
+from dataclasses import asdict
 from typing import Optional
 
 import dagster as dg
 import numpy as np
 from PIL import Image
 
+from adchain_assets.brief.model import LoadedBrief
 from adchain_assets.defs.direction import approved_result
 from adchain_assets.defs.partitions import campaigns
 from adchain_assets.defs.resources import CampaignBriefs, Storage, VideoModel
 from adchain_assets.defs.steps import as_parents, held_call, load_parents, now, pinned, step_retry, thumbnail_markdown
 from adchain_assets.media.ad import assemble_ad
+from adchain_assets.media.endcard import EndCard
+from adchain_assets.media.finish import Finish, finish_ad
 from adchain_assets.media.mp4 import probe, read_frames
+from adchain_assets.media.supers import FaceBox
 from adchain_assets.plan.calls import BUDGET
-from adchain_assets.plan.requests import AD, AD_CROSSFADE_S, build_request, clip_output
+from adchain_assets.plan.finish import finish_material
+from adchain_assets.plan.requests import AD, AD_CROSSFADE_S, build_request, clip_output, fingerprint
+from adchain_assets.providers.images.preview import PreviewGenerator
 from adchain_assets.providers.video.base import VideoGenerationError, VideoRequest
 from adchain_assets.store.budget import budgeted
-from adchain_assets.store.files import sha256
+from adchain_assets.store.files import SUBTITLES, StoredOutput, sha256, write_atomically
 from adchain_assets.store.ledger import CallMeter
 
 CLIP_CODE_VERSION = "1"
@@ -144,6 +155,46 @@ def poster_strip(mp4s: list[bytes], height: int = 96) -> bytes:
     return _png(strip)
 
 
+def scene_faces(storage: Storage, campaign: str, clip: StoredOutput) -> tuple[FaceBox, ...]:
+    """The faces in the clip's start and end frames (none in preview frames, which draw no faces)."""
+    boxes = []
+    for item in clip.provenance.get("inputs", []):
+        frame = storage.files.read_output(campaign, item["asset"])
+        if frame is None or frame.provenance.get("backend") == PreviewGenerator.backend:
+            continue
+        width, height = int(frame.provenance["width"]), int(frame.provenance["height"])
+        for face in storage.features.faces(frame.data, frame.sha256):
+            boxes.append(FaceBox(face.box.left, face.box.top, face.box.right, face.box.bottom, width, height))
+    return tuple(boxes)
+
+
+def finish_of(loaded: LoadedBrief, storage: Storage, campaign: str, clips: list[StoredOutput]) -> Optional[Finish]:
+    """What the brief asks of the ad beyond the cut, with the brand's files read from the pinned snapshot."""
+    if finish_material(loaded) is None:
+        return None
+    brief = loaded.brief
+    brand = brief.brand
+
+    def read(relative: Optional[str]) -> Optional[bytes]:
+        return loaded.resolve(relative).read_bytes() if relative else None
+
+    logo = read(brand.logo) if brand is not None else None
+    captions = [scene.caption for scene in brief.scenes]
+    return Finish(
+        aspect_ratio=brief.aspect_ratio,
+        captions=captions,
+        faces=[scene_faces(storage, campaign, clip) if caption.strip() else ()
+               for clip, caption in zip(clips, captions)],
+        font=read(brand.font) if brand is not None else None,
+        end_card=EndCard(brand.cta, brand.url, brand.legal, tuple(brand.colors), logo)
+        if brand is not None and brand.has_end_card() else None,
+        end_card_s=brand.end_card_s if brand is not None else 0.0,
+        logo_bug=logo if brand is not None and brand.logo_bug else None,
+        music=read(brief.music),
+        clip_audio=brief.video.audio,
+    )
+
+
 def build_ad_asset(max_scenes: int) -> dg.AssetsDefinition:
     @dg.asset(
         key=AD_KEY,
@@ -151,7 +202,8 @@ def build_ad_asset(max_scenes: int) -> dg.AssetsDefinition:
         partitions_def=campaigns,
         group_name="clips",
         kinds={"video"},
-        description="The campaign's ad: every scene's clip in order, with a short cross-fade between scenes.",
+        description=("The campaign's ad: every scene's clip in order, with a short cross-fade between scenes; with"
+                     " the brief's captions, end card, logo and sound when it asks for them (and ad.srt beside it)."),
     )
     def ad(context: dg.AssetExecutionContext, briefs: CampaignBriefs, storage: Storage) -> dg.MaterializeResult:
         campaign = context.partition_key
@@ -164,12 +216,26 @@ def build_ad_asset(max_scenes: int) -> dg.AssetsDefinition:
         stored = load_parents(files, campaign, AD, loaded)
         request = build_request(AD, loaded, as_parents(stored))
         clips = [clip.data for clip in stored.values()]
+        finish = finish_of(loaded, storage, campaign, list(stored.values()))
         made = {}
 
         def assemble() -> bytes:
-            mp4, made["info"] = assemble_ad(clips, crossfade_s=AD_CROSSFADE_S, title=brief.title or None)
-            return mp4
+            if "mp4" in made:  # made once per step, whichever cache entry asked first
+                return made["mp4"]
+            if finish is None:
+                made["mp4"], made["info"] = assemble_ad(clips, crossfade_s=AD_CROSSFADE_S, title=brief.title or None)
+                return made["mp4"]
+            finished = finish_ad(clips, finish, crossfade_s=AD_CROSSFADE_S, title=brief.title or None)
+            made["mp4"], made["info"] = finished.mp4, finished.info
+            made["details"] = json.dumps({"srt": finished.srt, "loudness": finished.loudness,
+                                          "captions": finished.captions, "info": asdict(finished.info)}).encode()
+            return finished.mp4
 
+        details = {}
+        if finish is not None:  # the SRT and the measured loudness, kept in the cache beside the ad they belong to
+            details_key = fingerprint({"details_of": request.fingerprint})
+            raw, _ = storage.cache.remember(details_key, "ad.details.json", lambda: (assemble(), made["details"])[1])
+            details = json.loads(raw)
         mp4, reused = storage.cache.remember(request.fingerprint, "ad.mp4", assemble)
         info = made.get("info") or probe(mp4)
         spend = storage.ledger.spend(campaign)
@@ -182,7 +248,24 @@ def build_ad_asset(max_scenes: int) -> dg.AssetsDefinition:
             "campaign_cost_usd": spend.spend_usd,
             "request_sha256": request.fingerprint, "brief_sha256": loaded.sha256, "created_at": now(),
         }
+        srt_path = files.campaign_dir(campaign) / SUBTITLES
+        if finish is not None:
+            timeline = details["info"]
+            provenance["finish"] = {
+                "end_card_s": round(timeline["end_card_s"], 3), "title_s": round(timeline["title_s"], 3),
+                "clip_starts_s": [round(t, 3) for t in timeline["clip_starts_s"]],
+                "captions": details["captions"], "logo_bug": finish.logo_bug is not None,
+                "music": finish.music is not None, "clip_audio": finish.clip_audio,
+            }
+            provenance["loudness"] = details["loudness"]
+            provenance["audio"] = details["loudness"] is not None and not details["loudness"].get("silent", False)
+        if details.get("srt"):
+            srt = details["srt"].encode()
+            write_atomically(srt_path, srt)  # before the ad, whose provenance names it
+            provenance["srt"] = {"path": SUBTITLES, "sha256": sha256(srt), "cues": details["srt"].count(" --> ")}
         path = files.write_output(campaign, AD, mp4, provenance)
+        if "srt" not in provenance:
+            srt_path.unlink(missing_ok=True)  # an earlier cut's captions, not this one's
         return dg.MaterializeResult(
             metadata={
                 "posters": dg.MetadataValue.md(thumbnail_markdown(poster_strip(clips), f"ad of {campaign}", max_px=256)),

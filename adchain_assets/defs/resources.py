@@ -14,6 +14,7 @@ from typing import Mapping, Optional
 import dagster as dg
 
 from adchain_assets.brief.model import BriefError, BriefProblem, LoadedBrief, campaign_id_problem, load_brief
+from adchain_assets.media.finish import finish_problems
 from adchain_assets.plan.catalogue import DEFAULT_IMAGE_MODEL, DEFAULT_VIDEO_MODEL, problems_for
 from adchain_assets.plan.estimate import estimate_plan
 from adchain_assets.plan.plan import Plan, plan_campaign
@@ -221,13 +222,14 @@ def build_resources(settings: Settings) -> dict[str, object]:
 
 
 def model_problems(loaded: LoadedBrief, image_model: ImageModel, video_model: VideoModel) -> list[BriefProblem]:
-    """What ``loaded`` asks that the configured models cannot make (an aspect ratio, a clip length, ...)."""
+    """What ``loaded`` asks that the configured models cannot make (an aspect ratio, a clip length, ...), and the
+    texts the finish cannot set (a caption too long for its safe area, a character the font lacks)."""
     return problems_for(
         loaded.brief,
         image_model.model if image_model.backend == "gemini" else None,
         video_model.model if video_model.backend == "veo" else None,
         file=str(loaded.path),
-    )
+    ) + finish_problems(loaded)
 
 
 def current_plan(loaded: LoadedBrief, storage: Storage, image_model: ImageModel, video_model: VideoModel,

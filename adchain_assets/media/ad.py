@@ -1,16 +1,18 @@
-"""The ad: an optional title card, then every scene's clip in order, each joined to the next by a cross-fade.
+"""The ad: an optional title card, then every scene's clip in order, each joined to the next by a cross-fade, then
+an optional end card, cross-faded in after the last scene.
 
 The clips are decoded (scaled and centre-cropped to the first clip's size and resampled to its frame rate if
-they differ, so clips from different backends still fit), blended where they overlap and encoded again as one
-H.264 MP4. Frames stream through: only one cross-fade's worth is held in memory, so 1080p clips are fine. The
-ad is silent: the clips' sound tracks are not carried over.
+they differ, so clips from different backends still fit), each clip's overlays (its caption, the logo bug) laid
+over its frames, blended where they overlap and encoded again as one H.264 MP4. Frames stream through: only one
+cross-fade's worth is held in memory, so 1080p clips are fine. The MP4 made here is silent: the sound is mixed
+by :mod:`adchain_assets.media.sound` (see :mod:`adchain_assets.media.finish`).
 """
 
 from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Optional, Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -32,12 +34,24 @@ class AdInfo:
     crossfade_s: float  # as used: shortened when a clip is too short for the one asked for
     title_s: float  # 0.0 without a title card
     clip_starts_s: tuple[float, ...]  # where each clip begins in the ad (its cross-fade in, if any)
+    clip_lengths_s: tuple[float, ...] = ()  # how long each clip plays in the ad, its cross-fades included
+    end_card_s: float = 0.0  # 0.0 without an end card; else from its cross-fade in to the ad's end
+
+
+# What is laid over a clip's frames: called with each frame (RGB) and returns the frame to use.
+Decorate = Callable[[np.ndarray], np.ndarray]
+# An end card for a frame of the ad's size (width, height): an RGB frame.
+EndCardMaker = Callable[[tuple[int, int]], np.ndarray]
 
 
 def assemble_ad(
-    clips: Sequence[bytes], crossfade_s: float = 0.5, title: str | None = None, title_s: float = 1.5
+    clips: Sequence[bytes], crossfade_s: float = 0.5, title: str | None = None, title_s: float = 1.5, *,
+    decorate: Optional[Callable[[int, tuple[int, int]], Optional[Decorate]]] = None,
+    end_card: Optional[EndCardMaker] = None, end_card_s: float = 0.0,
 ) -> tuple[bytes, AdInfo]:
-    """One MP4 of ``clips`` in order, after a ``title_s`` title card if ``title`` has any printable text."""
+    """One MP4 of ``clips`` in order, after a ``title_s`` title card if ``title`` has any printable text, and
+    before an ``end_card_s`` end card if ``end_card`` is given. ``decorate(index, size)`` gives what is laid over
+    clip ``index``'s frames (None: nothing)."""
     if not clips:
         raise ValueError("an ad needs at least one clip")
     infos = [probe(clip) for clip in clips]
@@ -45,21 +59,28 @@ def assemble_ad(
     size, fps = (first.width, first.height), first.fps
     text = ascii_text(title or "")
     title_frames = max(1, round(title_s * fps)) if text else 0
-    lengths = ([title_frames] if text else []) + [round(info.frame_count * fps / info.fps) for info in infos]
+    end_frames = max(1, round(end_card_s * fps)) if end_card is not None else 0
+    clip_frames = [round(info.frame_count * fps / info.fps) for info in infos]
+    lengths = ([title_frames] if text else []) + clip_frames + ([end_frames] if end_frames else [])
     overlap = min(round(crossfade_s * fps), min(lengths) // 2) if len(lengths) > 1 else 0
 
     def segments() -> Iterator[Iterator[np.ndarray]]:
         if text:
             card = title_card(text, size)
             yield (card for _ in range(title_frames))
-        for clip, info in zip(clips, infos, strict=True):
+        for index, (clip, info) in enumerate(zip(clips, infos, strict=True)):
             same = (info.width, info.height) == size and info.fps == fps
+            over = decorate(index, size) if decorate is not None else None
             with read_frames(clip, size=None if same else size, fps=None if same else fps) as (_, frames):
-                yield frames
+                yield frames if over is None else (over(frame) for frame in frames)
+        if end_frames:
+            last = np.ascontiguousarray(end_card(size), dtype=np.uint8)
+            yield (last for _ in range(end_frames))
 
     starts: list[int] = []
     mp4 = encode_mp4(_joined(segments(), overlap, starts), size, fps)
     frame_count = probe(mp4).frame_count
+    clip_starts = starts[1 if text else 0:][:len(clips)]
     return mp4, AdInfo(
         duration_s=frame_count / fps,
         frame_count=frame_count,
@@ -68,7 +89,9 @@ def assemble_ad(
         height=size[1],
         crossfade_s=overlap / fps,
         title_s=title_frames / fps,
-        clip_starts_s=tuple(start / fps for start in starts[1 if text else 0 :]),
+        clip_starts_s=tuple(start / fps for start in clip_starts),
+        clip_lengths_s=tuple(count / fps for count in clip_frames),
+        end_card_s=(frame_count - starts[-1]) / fps if end_frames else 0.0,
     )
 
 

@@ -6,8 +6,8 @@ Each out-of-date output is priced by its model calls:
 - ``cached``: every candidate key of its request is in the generation cache: $0, no call. When the cache entry
   names the pixels it holds, what follows the output is priced on the request it will then have (an undone edit
   costs $0 all the way down); otherwise what follows is priced as new calls.
-- no model call (storyboard, ad, report, the brief's own ``reference_image``) and ``offline`` (the preview
-  backends): $0.
+- no model call (storyboard, the ad with its finish, report, storyboard PDF, deliverables: rendered or copied here;
+  the brief's own ``reference_image``) and ``offline`` (the preview backends): $0.
 - an image: the price (catalogue, today) of the mean usage of this campaign's last :data:`RECENT_CALLS` successful
   calls of that model in its ledger (``observed``); before there is one, of the catalogue's ``nominal`` usage
   (output image tokens per image, input tokens for the prompt and each reference image shown). Times the takes of
@@ -35,9 +35,7 @@ from adchain_assets.plan.plan import Plan, Stored, take_of
 from adchain_assets.plan.prompts import compose_prompt, compose_sheet_prompt
 from adchain_assets.plan.references import Slot
 from adchain_assets.plan.requests import (
-    AD,
-    REPORT,
-    STORYBOARD,
+    FINISHING,
     Maker,
     Parent,
     Request,
@@ -173,7 +171,7 @@ def estimate_plan(plan: Plan, loaded: LoadedBrief, stored: Stored, *, image_make
         kind = kind_of(name)
         user_made = (name == "reference/scene_1" and brief.reference_image) or (
             kind == "sheet" and brief.subject(subject_of(name)).photo)
-        if kind in (STORYBOARD, AD, REPORT) or user_made:
+        if kind in FINISHING or user_made:
             outputs[name] = OutputEstimate(0.0, NO_CALL)
             continue
         maker = video_maker if kind == "clip" else image_maker

@@ -27,6 +27,7 @@ from adchain_assets.plan.calls import OK, Call, LatestCalls, spend_of
 from adchain_assets.plan.requests import (
     REPORT,
     STORYBOARD,
+    STORYBOARD_PDF,
     Maker,
     Parent,
     Request,
@@ -41,7 +42,8 @@ if TYPE_CHECKING:
     from adchain_assets.plan.estimate import Estimate
 
 MISSING, CHANGED, PARENT_CHANGED, FAILED = "missing", "changed request", "parent changed", "last attempt failed"
-TOLERANT = (STORYBOARD, REPORT)  # made from whatever exists: a held image is an empty cell, not a reason to wait
+# Made from whatever exists: a held image is an empty cell, not a reason to wait.
+TOLERANT = (STORYBOARD, REPORT, STORYBOARD_PDF)
 
 
 @dataclass

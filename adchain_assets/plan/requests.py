@@ -1,11 +1,12 @@
 """Every output of a campaign, and the one function that builds the request that makes it.
 
 An output is a subject's sheet (``subjects/<id>``, in ``sheets`` mode), an image (``reference/scene_k``,
-``start/scene_k``, ``end/scene_k``), a clip (``clip/scene_k``), the ``storyboard``, the ``ad`` or the ``report``. :func:`build_request` turns the pinned brief and the stored parents
-into the output's full :class:`Request`: everything that decides its bytes (backend, model, prompt, settings, the
-parents' pixels). Its :attr:`Request.fingerprint` is the generation cache's key, is written into the output's
-provenance as ``request_sha256``, and is what the plan compares to tell whether an output is up to date. Nothing
-else builds requests: the asset steps, the plan, the sensor and the CLI all call this.
+``start/scene_k``, ``end/scene_k``), a clip (``clip/scene_k``), the ``storyboard``, the ``ad``, the ``report``, the
+``storyboard_pdf`` or the ``deliverables``. :func:`build_request` turns the pinned brief and the stored parents into
+the output's full :class:`Request`: everything that decides its bytes (backend, model, prompt, settings, the parents'
+pixels). Its :attr:`Request.fingerprint` is the generation cache's key, is written into the output's provenance as
+``request_sha256``, and is what the plan compares to tell whether an output is up to date. Nothing else builds
+requests: the asset steps, the plan, the sensor and the CLI all call this.
 
 An image with ``takes_per_image`` N > 1 is N candidate requests (``Request.candidates``), each its own cache key,
 plus the ranking settings; with N = 1 the output's fingerprint is its one candidate's.
@@ -31,6 +32,7 @@ from PIL import Image
 
 from adchain_assets.brief.model import Brief, LoadedBrief
 from adchain_assets.plan.catalogue import DEFAULT_IMAGE_MODEL, reference_limits
+from adchain_assets.plan.finish import finish_material, image_cell, storyboard_pdf_material
 from adchain_assets.plan.prompts import (
     SHEET_ASPECT_RATIOS,
     ComposedPrompt,
@@ -49,8 +51,11 @@ from adchain_assets.plan.references import (
 )
 
 # Bump when a code change changes what an unchanged request produces.
-CODE_VERSIONS = {"image": "2", "user_image": "1", "sheet": "1", "clip": "2", "storyboard": "4", "ad": "2", "report": "3"}
+CODE_VERSIONS = {"image": "2", "user_image": "1", "sheet": "1", "clip": "2", "storyboard": "4", "ad": "2", "report": "3",
+                 "storyboard_pdf": "1", "deliverables": "1"}
 STORYBOARD, AD, REPORT = "storyboard", "ad", "report"
+STORYBOARD_PDF, DELIVERABLES = "storyboard_pdf", "deliverables"
+FINISHING = (STORYBOARD, AD, REPORT, STORYBOARD_PDF, DELIVERABLES)  # outputs made from other outputs, with no model
 AD_CROSSFADE_S = 0.5
 
 
@@ -74,7 +79,7 @@ def output_names(scene_count: int) -> list[str]:
     """Every output of a brief with ``scene_count`` scenes, parents before children."""
     images = [Slot(chain, k).key for k in range(1, scene_count + 1) for chain in CHAINS]
     clips = [clip_output(k) for k in range(1, scene_count + 1)]
-    return images + clips + [STORYBOARD, AD, REPORT]
+    return images + clips + [STORYBOARD, AD, REPORT, STORYBOARD_PDF, DELIVERABLES]
 
 
 def outputs_of(brief: Brief) -> list[str]:
@@ -84,7 +89,7 @@ def outputs_of(brief: Brief) -> list[str]:
 
 
 def kind_of(output: str) -> str:
-    if output in (STORYBOARD, AD, REPORT):
+    if output in FINISHING:
         return output
     if output.startswith(f"{SHEETS}/"):
         return "sheet"
@@ -258,7 +263,9 @@ def parents_of(output: str, loaded: LoadedBrief, image_maker: Optional[Maker] = 
         return sheets + [Slot(chain, k).key for k in range(1, count + 1) for chain in CHAINS]
     if kind == AD:
         return [clip_output(k) for k in range(1, count + 1)]
-    # the report: every sheet, image and clip (their costs and scores) and the campaign's spend
+    if kind == DELIVERABLES:
+        return [AD, STORYBOARD_PDF, REPORT]
+    # the report and the PDF: every sheet, image and clip (their costs and scores) and the campaign's spend
     return sheets + [Slot(chain, k).key for k in range(1, count + 1) for chain in CHAINS] + [
         clip_output(k) for k in range(1, count + 1)]
 
@@ -359,6 +366,20 @@ def build_request(
     if kind == AD:
         clips = [parents[name].sha256 for name in parents_of(output, loaded)]
         material = {"kind": AD, "v": version, "title": brief.title, "clips": clips, "crossfade_s": AD_CROSSFADE_S}
+        finish = finish_material(loaded)
+        if finish is not None:  # briefs without a finish keep the rough cut's request
+            material["finish"] = finish
+        return Request(output, material)
+    if kind == STORYBOARD_PDF:
+        cells = [image_cell(name, parents[name].provenance) if name in parents else None
+                 for name in parents_of(output, loaded) if kind_of(name) in ("sheet", "image")]
+        material = {"kind": STORYBOARD_PDF, "v": version, **storyboard_pdf_material(loaded, cells, spend_usd)}
+        return Request(output, material)
+    if kind == DELIVERABLES:
+        files = {name: parents[name].sha256 for name in parents_of(output, loaded)}
+        srt = parents[AD].provenance.get("srt") or {}
+        material = {"kind": DELIVERABLES, "v": version, "files": files, "srt": srt.get("sha256"),
+                    "spend_usd": round(spend_usd, 6)}
         return Request(output, material)
     rows = {name: parents[name].sha256 for name in parents_of(output, loaded) if name in parents}
     material = {"kind": REPORT, "v": version, "outputs": rows, "spend_usd": round(spend_usd, 6)}

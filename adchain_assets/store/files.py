@@ -252,9 +252,10 @@ def write_atomically(path: UPath, data: bytes) -> None:
     _Staged(path, data).commit()
 
 
-def write_output_file(path: UPath, output: StoredOutput) -> None:
-    """Write an output's bytes (a PNG, an MP4, a CSV) and its provenance JSON: JSON first, so the data never
-    stands without its JSON. Every output of a campaign is written by this one function."""
+def write_output_file(path: UPath, output: StoredOutput, record_path: Optional[UPath] = None) -> None:
+    """Write an output's bytes (a PNG, an MP4, a CSV) and its provenance JSON (``record_path``, by default the
+    data file's name with ``.json``): JSON first, so the data never stands without its JSON. Every output of a
+    campaign is written by this one function."""
     provenance = dict(output.provenance)
     if provenance.get("sha256") != output.sha256:
         raise ProvenanceMismatch(f"provenance for {path} names sha256 {provenance.get('sha256')}")
@@ -262,7 +263,8 @@ def write_output_file(path: UPath, output: StoredOutput) -> None:
     staged: list[_Staged] = []
     try:
         staged.append(_Staged(path, output.data))
-        staged.append(_Staged(path.with_suffix(".json"), json.dumps(provenance, indent=2).encode() + b"\n"))
+        staged.append(_Staged(record_path or path.with_suffix(".json"),
+                              json.dumps(provenance, indent=2).encode() + b"\n"))
         data, record = staged
         record.commit()
         data.commit()
@@ -271,13 +273,14 @@ def write_output_file(path: UPath, output: StoredOutput) -> None:
             leftover.discard()  # a no-op for what was committed
 
 
-def read_output_file(path: UPath) -> StoredOutput:
-    """The output at ``path`` and its provenance; :class:`ProvenanceMismatch` when they do not belong together.
+def read_output_file(path: UPath, record_path: Optional[UPath] = None) -> StoredOutput:
+    """The output at ``path`` and its provenance (``record_path``, by default beside it with ``.json``);
+    :class:`ProvenanceMismatch` when they do not belong together.
 
     A missing data file raises ``FileNotFoundError``.
     """
     data = path.read_bytes()
-    record_path = path.with_suffix(".json")
+    record_path = record_path or path.with_suffix(".json")
     try:
         provenance = json.loads(record_path.read_text())
     except FileNotFoundError:
@@ -374,7 +377,13 @@ def sweep_temporaries(
 
 
 # Outputs that are not images named by their slot: their files in the campaign folder.
-OUTPUT_FILES = {"storyboard": "storyboard.png", "ad": "ad.mp4", "report": "report.csv"}
+OUTPUT_FILES = {"storyboard": "storyboard.png", "ad": "ad.mp4", "report": "report.csv",
+                "storyboard_pdf": "storyboard.pdf", "deliverables": "deliverables/manifest.json"}
+# An output's provenance is its data file's name with .json, except where that would be another's (storyboard.json
+# is the sheet's) or inside the folder handed over.
+PROVENANCE_FILES = {"storyboard_pdf": "storyboard.pdf.json", "deliverables": "deliverables.json"}
+SUBTITLES = "ad.srt"  # beside the ad, written by the ad's step before the ad (its sha256 is in the ad's provenance)
+DELIVERABLES_DIR = "deliverables"
 
 
 class CampaignFiles:
@@ -402,6 +411,11 @@ class CampaignFiles:
             return folder / f"{output}.mp4"
         return folder / f"{output}.png"
 
+    def provenance_path(self, campaign: str, output: str) -> UPath:
+        if output in PROVENANCE_FILES:
+            return self.campaign_dir(campaign) / PROVENANCE_FILES[output]
+        return self.output_path(campaign, output).with_suffix(".json")
+
     def read_provenances(self, campaign: str, outputs: Iterable[str]) -> dict[str, Optional[dict]]:
         """``{output: provenance or None}`` for many outputs of ``campaign`` with two requests to an object
         store whatever their number (a listing for the data files' sizes, one batch of JSON reads): the plan
@@ -409,7 +423,7 @@ class CampaignFiles:
         folder = self.campaign_dir(campaign)
         prefix = len(folder.path.rstrip("/")) + 1
         data = {output: self.output_path(campaign, output).path[prefix:] for output in outputs}
-        meta = {output: name.rsplit(".", 1)[0] + ".json" for output, name in data.items()}
+        meta = {output: self.provenance_path(campaign, output).path[prefix:] for output in data}
         sizes = files_below(folder)
         texts = read_below(folder, [name for name in meta.values() if name in sizes])
         return {output: made_record(texts.get(meta[output]), sizes.get(data[output])) for output in data}
@@ -419,7 +433,7 @@ class CampaignFiles:
         path = self.output_path(campaign, output)
         uncached(path.parent)  # another process may have written it since this one listed the folder
         try:
-            return read_output_file(path)
+            return read_output_file(path, self.provenance_path(campaign, output))
         except FileNotFoundError:
             return None
         except ProvenanceMismatch as error:
@@ -428,7 +442,8 @@ class CampaignFiles:
 
     def write_output(self, campaign: str, output: str, data: bytes, provenance: Mapping[str, Any]) -> UPath:
         path = self.output_path(campaign, output)
-        write_output_file(path, StoredOutput(data, {**provenance, "sha256": sha256(data), "bytes": len(data)}))
+        write_output_file(path, StoredOutput(data, {**provenance, "sha256": sha256(data), "bytes": len(data)}),
+                          self.provenance_path(campaign, output))
         return path
 
     def read_record(self, campaign: str, output: str) -> Optional[dict]:

@@ -1,8 +1,9 @@
 """Pinned briefs: the exact brief a run uses, stored content-addressed beside the campaign.
 
 ``pin`` stores the brief file's bytes as ``<storage>/campaigns/<campaign>/briefs/<sha256>.yaml`` and every file it
-names (``reference_image``, subjects' ``photo``) as ``briefs/files/<sha256><suffix>``, with a manifest
-``briefs/<sha256>.files.json`` mapping the brief's relative paths to those copies. A run carries the sha256 in its
+names (``reference_image``, subjects' ``photo``, ``brand.logo``, ``brand.font``, ``music``) as
+``briefs/files/<sha256><suffix>``, with a manifest ``briefs/<sha256>.files.json`` mapping the brief's relative paths
+to those copies. A run carries the sha256 in its
 ``adchain/brief_sha256`` tag and every step of it loads that snapshot, so editing the file during a run never
 mixes two versions in one run; the next tick sees the edit.
 
@@ -40,7 +41,9 @@ def pin(loaded: LoadedBrief, storage_url: str) -> str:
     if not target.exists():
         write_atomically(target, raw)
     brief = loaded.brief
-    named = [brief.reference_image] + [s.photo for s in brief.subjects]
+    named = [brief.reference_image, brief.music] + [s.photo for s in brief.subjects]
+    if brief.brand is not None:
+        named += [brief.brand.logo, brief.brand.font]
     manifest = {}
     for relative in sorted({n for n in named if n}):
         data = Path(loaded.resolve(relative)).read_bytes()
