@@ -8,7 +8,7 @@ import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Optional
 
 import dagster as dg
 
@@ -35,12 +35,14 @@ EVERYTHING = IMAGES | CLIPS | {"storyboard", "ad", "report"}
 SENSOR_RESOURCES = ("briefs", "storage", "image_model", "video_model")
 
 
-def definitions_for(data_dir: Path, *, quick_retries: bool = False, **overrides) -> dg.Definitions:
+def definitions_for(data_dir: Path, *, quick_retries: bool = False, resources: Optional[dict] = None,
+                    **overrides) -> dg.Definitions:
     """The project's definitions over ``data_dir``: the settings of this process's environment (so a test's
     GEMINI_* variables count), with ``overrides``; ``quick_retries`` makes the image model's waits between
-    retries 20 ms instead of 1 s (the number of retries stays)."""
+    retries 20 ms instead of 1 s (the number of retries stays); ``resources`` replace the project's own (a video
+    model pointed at a local server)."""
     settings = replace(Settings.from_env(), data_dir=str(data_dir), storage="", **overrides)
-    resources = {}
+    resources = dict(resources or {})
     if quick_retries:
         model = build_resources(settings)["image_model"]
         resources["image_model"] = type(model)(**{**{name: getattr(model, name) for name in type(model).model_fields},

@@ -114,6 +114,9 @@ class Brief(_Strict):
     video: Video = Field(default_factory=Video)
     checks: Checks = Field(default_factory=Checks)
     takes_per_image: int = Field(default=1, ge=1, le=MAX_TAKES_PER_IMAGE)
+    placements: list[str] = Field(default_factory=list, description=(
+        "Extra shapes beyond aspect_ratio (the master), e.g. [\"9:16\", \"1:1\"]: every scene's start and end frame"
+        " is recomposed from the master's in each, with a clip, an ad and a storyboard per placement"))
     subjects: list[Subject] = Field(default_factory=list, description="The subject bible: every recurring person and product")
     scenes: list[Scene] = Field(min_length=1, description="The scenes, in order")
 
@@ -125,6 +128,13 @@ class Brief(_Strict):
             raise ValueError('must be a quoted string such as "16:9" (unquoted, YAML reads it as a number)')
         if isinstance(value, str) and value not in ASPECT_RATIOS:
             raise ValueError(f"{value!r} is not supported; use one of {', '.join(ASPECT_RATIOS)}")
+        return value
+
+    @field_validator("placements", mode="before")
+    @classmethod
+    def _quoted_placements(cls, value: object) -> object:
+        if isinstance(value, list) and any(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            raise ValueError('shapes must be quoted strings such as "9:16" (unquoted, YAML reads 9:16 as a number)')
         return value
 
     @model_validator(mode="after")
@@ -143,7 +153,8 @@ class Brief(_Strict):
 
 
 def cross_reference_problems(data: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """Duplicate subject ids and scenes naming undefined or repeated subjects, as (field path, reason).
+    """Duplicate subject ids, scenes naming undefined or repeated subjects and bad ``placements``, as (field path,
+    reason).
 
     Works on the raw YAML mapping as well as on a valid brief: pydantic skips the model validator when any field
     fails, so :func:`parse_brief` also runs this on the raw data, and a file's every problem is reported in one pass.
@@ -174,6 +185,26 @@ def cross_reference_problems(data: Mapping[str, Any]) -> list[tuple[str, str]]:
         hashable = [n for n in names if isinstance(n, str)]
         if len(set(hashable)) != len(hashable):
             problems.append((f"scenes[{scene_index}].subjects", "a subject is named twice"))
+    return problems + placement_problems(data)
+
+
+def placement_problems(data: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """An unknown shape, a shape listed twice, or the master's own ``aspect_ratio`` in ``placements``."""
+    shapes = data.get("placements")
+    master = data.get("aspect_ratio", Brief.model_fields["aspect_ratio"].default)
+    problems: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for index, shape in enumerate(shapes if isinstance(shapes, list) else []):
+        if not isinstance(shape, str):
+            continue  # pydantic reports the wrong type
+        where = f"placements[{index}]"
+        if shape not in ASPECT_RATIOS:
+            problems.append((where, f"{shape!r} is not supported; use one of {', '.join(ASPECT_RATIOS)}"))
+        elif shape == master:
+            problems.append((where, f"{shape!r} is the master's aspect_ratio; list only the extra shapes"))
+        elif shape in seen:
+            problems.append((where, f"{shape!r} is listed twice"))
+        seen.add(shape)
     return problems
 
 

@@ -20,6 +20,7 @@ from typing import Mapping, Optional, Sequence
 
 from adchain_assets.brief.model import LoadedBrief
 from adchain_assets.plan.calls import OK, Call, LatestCalls, spend_of
+from adchain_assets.plan.placements import tolerates_held
 from adchain_assets.plan.requests import (
     REPORT,
     STORYBOARD,
@@ -82,7 +83,7 @@ def plan_campaign(loaded: LoadedBrief, stored: Stored, *, image_maker: Maker, vi
     spend = spend_of(stored.calls).spend_usd
     state: dict[str, str] = {}
     for name in outputs_of(loaded.brief):
-        parents = parents_of(name, loaded, image_maker)
+        parents = parents_of(name, loaded, image_maker, video_maker)
         waiting = [p for p in parents if state.get(p) == "outdated"]
         held_parents = [p for p in parents if state.get(p) == "held"]
         record = records.get(name)
@@ -92,7 +93,7 @@ def plan_campaign(loaded: LoadedBrief, stored: Stored, *, image_maker: Maker, vi
             state[name] = "outdated"
             plan.outdated.append((name, f"{PARENT_CHANGED}: {waiting[0]}"))
             continue
-        if held_parents and name not in TOLERANT:
+        if held_parents and name not in TOLERANT and not tolerates_held(name):
             state[name] = "held"
             plan.held.append((name, f"waits for held {held_parents[0]}"))
             continue
