@@ -23,6 +23,7 @@ IMAGE_BACKENDS = ("preview", "gemini")
 VIDEO_BACKENDS = ("preview", "veo")
 VIDEO_ROUTES = ("gemini", "vertex")
 EXECUTORS = ("multiprocess", "celery")
+MAX_BUDGET_USD = 1_000_000.0
 
 
 class Variable(NamedTuple):
@@ -47,6 +48,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("GOOGLE_CLOUD_LOCATION", f"`{DEFAULT_VERTEX_LOCATION}`", "Vertex AI region (route `vertex`)"),
     Variable("ADCHAIN_VERTEX_BASE_URL", "Google's", "Vertex AI base URL (proxy, local test server)"),
     Variable("ADCHAIN_MAX_SCENES", "`8`", "scene slots per chain in the asset graph (1 to 64)"),
+    Variable("ADCHAIN_BUDGET_USD", "none", "budget of a campaign whose brief sets no `budget_usd` (USD, 0 or more)"),
     Variable("ADCHAIN_STEP_RETRY_DELAY_S", "`20`", "first wait before a step that failed on a transient fault is retried"),
     Variable("ADCHAIN_EXECUTOR", "`multiprocess`", "`multiprocess` (this machine) or `celery` (workers)"),
     Variable("ADCHAIN_CELERY_BROKER", "none", "Celery broker URL (executor `celery`)"),
@@ -80,7 +82,7 @@ def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default
     return value
 
 
-def _number(env: Mapping[str, str], name: str, default: float, low: float, high: float, *, whole: bool = False,
+def _number(env: Mapping[str, str], name: str, default: Optional[float], low: float, high: float, *, whole: bool = False,
             unit: str = "") -> float:
     raw = env.get(name, "").strip()
     if not raw:
@@ -115,6 +117,7 @@ class Settings:
     cloud_location: str = DEFAULT_VERTEX_LOCATION
     vertex_base_url: str = ""
     max_scenes: int = 8
+    budget_usd: Optional[float] = None  # ADCHAIN_BUDGET_USD: the budget of briefs without their own
     step_retry_delay_s: float = 20.0
     executor: str = "multiprocess"
     celery_broker: str = ""
@@ -165,6 +168,7 @@ class Settings:
             cloud_location=_text(env, "GOOGLE_CLOUD_LOCATION", DEFAULT_VERTEX_LOCATION),
             vertex_base_url=_text(env, "ADCHAIN_VERTEX_BASE_URL"),
             max_scenes=int(_number(env, "ADCHAIN_MAX_SCENES", 8, 1, 64, whole=True)),
+            budget_usd=_number(env, "ADCHAIN_BUDGET_USD", None, 0, MAX_BUDGET_USD, unit=" of USD"),
             step_retry_delay_s=_number(env, "ADCHAIN_STEP_RETRY_DELAY_S", 20.0, 0, 3600, unit=" of seconds"),
             executor=_choice(env, "ADCHAIN_EXECUTOR", EXECUTORS, "multiprocess"),
             celery_broker=_text(env, "ADCHAIN_CELERY_BROKER"),

@@ -31,8 +31,16 @@ from typing import Any, Callable, NamedTuple, Union
 from PIL import Image
 
 DEFAULT_MODEL_VERSION = "gemini-2.5-flash-image"
+# Output tokens Google bills for one image of about a megapixel (1K): gemini-2.5-flash-image's 1290; the Gemini 3
+# image models' 1120 (the figures and sources of the catalogue's `nominal` entries).
 IMAGE_OUTPUT_TOKENS = 1290
+GEMINI_3_IMAGE_OUTPUT_TOKENS = 1120
 IMAGE_INPUT_TOKENS = 258
+
+
+def image_output_tokens(model: str | None) -> int:
+    """What the model named in the request bills for one 1K image."""
+    return GEMINI_3_IMAGE_OUTPUT_TOKENS if (model or "").startswith("gemini-3") else IMAGE_OUTPUT_TOKENS
 
 # Output sizes of gemini-2.5-flash-image per aspect ratio.
 SIZES = {
@@ -496,7 +504,8 @@ class FakeGemini(LoopbackServer):
             self.replies.extend(replies)
 
     def default_reply(self, request: RecordedRequest) -> Reply:
-        """A deterministic image sized for the aspect ratio, its pixels a hash of prompt and references."""
+        """A deterministic image sized for the aspect ratio, its pixels a hash of prompt and references, billed as
+        the requested model bills a 1K image."""
         seed = hashlib.sha256()
         for chunk in (request.model or "", request.aspect_ratio or "", request.prompt_text):
             seed.update(chunk.encode() + b"\0")
@@ -506,6 +515,7 @@ class FakeGemini(LoopbackServer):
         return image_reply(
             make_png(seed.digest(), image_size(request.aspect_ratio)),
             prompt_tokens=prompt_tokens,
+            output_tokens=image_output_tokens(request.model),
             model_version=request.model or DEFAULT_MODEL_VERSION,
         )
 

@@ -23,7 +23,9 @@ from adchain_assets.media.crop import CropError, boxes_in_clip, crop_window
 from adchain_assets.media.mp4 import probe
 from adchain_assets.plan import catalogue
 from adchain_assets.plan.calls import LatestCalls
+from adchain_assets.plan.estimate import estimate_plan
 from adchain_assets.plan.placements import clip_source
+from adchain_assets.plan.plan import Stored, plan_campaign
 from adchain_assets.plan.requests import Maker, Parent, build_request, outputs_of, parents_of, pixel_digest
 from adchain_assets.providers.video.base import VideoRequest
 from adchain_assets.providers.video.preview import PreviewVideoGenerator
@@ -343,3 +345,24 @@ def test_the_placements_job_makes_the_one_placement_its_run_names(tmp_path, inst
                                     run_config=choose(["4:5"]))
     messages = [e.step_failure_data.error.message for e in failed.all_events if e.is_step_failure]
     assert messages and "placements 4:5 are not in the brief (its placements: 9:16, 1:1)" in messages[0]
+
+
+def test_the_estimate_prices_placement_frames_as_image_calls_and_veo_clips_as_video_crops_free():
+    loaded = brief_of(BRIEF)
+    makers = {"image_maker": IMAGE, "video_maker": VEO}
+    stored = Stored(records={}, calls=[])
+    plan = plan_campaign(loaded, stored, **makers)
+    priced = estimate_plan(plan, loaded, stored, **makers, cached=lambda key: None).outputs
+    for k in range(1, 4):
+        for shape in ("9x16", "1x1"):  # one image call per placement frame, priced like its master frame
+            frame = priced[f"placements/{shape}/start/scene_{k}"]
+            assert frame.calls == 1 and frame.usd > 0 and frame.model == IMAGE.model and frame.basis == "nominal"
+        clip, made = priced[f"placements/9x16/clip/scene_{k}"], priced[f"clip/scene_{k}"]
+        assert (clip.usd, clip.calls, clip.basis) == (made.usd, 1, made.basis) and clip.usd > 0  # a Veo clip
+        assert (priced[f"placements/1x1/clip/scene_{k}"].usd, priced[f"placements/1x1/clip/scene_{k}"].calls) == (0, 0)
+    assert all(priced[f"placements/{s}/{n}"].usd == 0 for s in ("9x16", "1x1") for n in ("ad", "storyboard"))
+    # the preview makes 1:1 itself: still $0 (offline), but a clip of its own rather than a crop
+    offline = {"image_maker": IMAGE, "video_maker": Maker("preview", "preview-dissolve-v1")}
+    priced = estimate_plan(plan_campaign(loaded, stored, **offline), loaded, stored, **offline,
+                           cached=lambda key: None).outputs
+    assert priced["placements/1x1/clip/scene_1"].basis == "offline"

@@ -117,6 +117,9 @@ class Brief(_Strict):
     placements: list[str] = Field(default_factory=list, description=(
         "Extra shapes beyond aspect_ratio (the master), e.g. [\"9:16\", \"1:1\"]: every scene's start and end frame"
         " is recomposed from the master's in each, with a clip, an ad and a storyboard per placement"))
+    budget_usd: Optional[float] = Field(default=None, ge=0, allow_inf_nan=False, description=(
+        "The most this campaign may spend, ever, in USD, as the ledger counts it (every paid call, take and run):"
+        " a plan that would go over it is not launched, and no paid call is made once it is reached"))
     subjects: list[Subject] = Field(default_factory=list, description="The subject bible: every recurring person and product")
     scenes: list[Scene] = Field(min_length=1, description="The scenes, in order")
 

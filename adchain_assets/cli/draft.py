@@ -58,7 +58,8 @@ SCHEMA_KEYWORDS = frozenset({
     "minLength", "maxLength", "pattern", "minimum", "maximum", "anyOf", "propertyOrdering",
 })
 # Fields a draft leaves to their defaults (or fills itself): never asked of the model.
-NOT_DRAFTED = {"Brief": {"video", "checks", "takes_per_image", "reference_image", "reference_mode", "placements"},
+NOT_DRAFTED = {"Brief": {"video", "checks", "takes_per_image", "reference_image", "reference_mode", "budget_usd",
+                          "placements"},
                "Subject": {"photo"}}
 # A draft's subjects each get a sheet that every image showing them is shown (docs/reference-modes.md).
 DRAFTED_MODE = "sheets"

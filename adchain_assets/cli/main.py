@@ -60,7 +60,8 @@ def open_campaign(campaign: str) -> Campaign:
     problems = model_problems(loaded, resources["image_model"], resources["video_model"]) + photo_problems(loaded)
     if problems:  # what the configured models cannot make, a photo that cannot anchor: bad input, before any call
         raise BriefError(problems)
-    plan = current_plan(loaded, resources["storage"], resources["image_model"], resources["video_model"])
+    plan = current_plan(loaded, resources["storage"], resources["image_model"], resources["video_model"],
+                        budget_usd=resources["briefs"].budget_of(loaded))
     return Campaign(settings, resources, loaded, plan)
 
 
@@ -69,6 +70,7 @@ def run_plan(opened: Campaign, *, out=sys.stdout) -> int:
     import dagster as dg
 
     from adchain_assets.cli.runs import execute_campaign, register
+    from adchain_assets.defs.costs import estimate_tags
     from adchain_assets.defs.jobs import asset_keys
 
     campaign, plan = opened.loaded.campaign, opened.plan
@@ -78,8 +80,15 @@ def run_plan(opened: Campaign, *, out=sys.stdout) -> int:
         register(dg.DagsterInstance.get(), campaign)  # a partition even when nothing is left to make
         print(f"{campaign}: up to date, nothing to make", file=out)
         return EXIT_FAILED if plan.held else EXIT_OK
+    refusal = plan.estimate.refusal(campaign) if plan.estimate else None
+    if refusal:  # over the campaign's budget: nothing is launched (bad input: the brief's budget or the change)
+        print(refusal, file=sys.stderr)
+        return EXIT_BAD_INPUT
     sha = opened.resources["briefs"].pin(opened.loaded)
-    code = execute_campaign(opened.settings, campaign, asset_keys(plan.outputs), brief_sha256=sha, out=out)
+    if plan.estimate:
+        print(f"{campaign}: making {len(plan.outdated)} outputs, estimate {plan.estimate.summary()}", file=out)
+    code = execute_campaign(opened.settings, campaign, asset_keys(plan.outputs), brief_sha256=sha, out=out,
+                            tags=estimate_tags(opened.resources["storage"], plan))
     return EXIT_FAILED if plan.held and code == EXIT_OK else code
 
 
@@ -212,8 +221,9 @@ def cmd_demo(args) -> int:
 
 
 def cmd_plan(args) -> int:
-    """What is out of date with the brief, and why; held requests apart."""
+    """What is out of date with the brief, and why, and what it should cost; held requests apart."""
     from adchain_assets.brief.model import BriefError
+    from adchain_assets.plan.estimate import money
 
     try:
         plan = open_campaign(args.campaign).plan
@@ -224,10 +234,20 @@ def cmd_plan(args) -> int:
         print(json.dumps(plan.to_json(), indent=2))
         return EXIT_OK
     print(f"{plan.campaign} (brief {plan.brief_sha256[:12]}): {len(plan.outdated)} out of date, {len(plan.held)} held")
+    estimate = plan.estimate
     for name, reason in plan.outdated:
-        print(f"  {name:<20} {reason}")
+        one = estimate.outputs.get(name) if estimate else None
+        price = "" if one is None else f"  {'unknown' if one.usd is None else f'${one.usd:.4f}':>9}  {one.basis}"
+        print(f"  {name:<20} {reason:<34}{price}")
     for name, reason in plan.held:
         print(f"  {name:<20} held: {reason}")
+    if estimate and plan.outdated:
+        budget = "no budget" if estimate.budget_usd is None else f"budget {money(estimate.budget_usd)}"
+        print(f"estimate {estimate.summary()}; spent so far {money(estimate.spent_usd)}, {budget}"
+              " (retries are not counted: docs/costs.md)")
+        refusal = estimate.refusal(plan.campaign)
+        if refusal:
+            print(f"not launched: {refusal}")
     return EXIT_OK
 
 
@@ -250,10 +270,12 @@ def cmd_status(args) -> int:
     files = CampaignFiles(settings.storage_url)
     spend = Ledger(settings.storage_url).spend(campaign)
     failed: dict[str, str] = {}
+    budget = settings.budget_usd
     try:
         opened = open_campaign(campaign)
         names = outputs_of(opened.loaded.brief)
         plan = opened.plan
+        budget = opened.resources["briefs"].budget_of(opened.loaded)
         failed = {n: r for n, r in plan.held + plan.outdated if r.startswith(("final failure", "last attempt failed"))}
         brief_note = None
     except BriefError as error:
@@ -272,10 +294,12 @@ def cmd_status(args) -> int:
             "brief_sha256": record.get("brief_sha256"), "cache_hit": bool(record.get("cache_hit", False)),
             "backend": record.get("backend"),
         }
+    remaining = None if budget is None else round(max(0.0, budget - spend.spend_usd), 6)
     if args.json:
         print(json.dumps({
             "campaign": campaign, "spend_usd": spend.spend_usd, "paid_calls": spend.paid_calls,
-            "unpriced_calls": spend.unpriced_calls, "outputs": outputs,
+            "unpriced_calls": spend.unpriced_calls, "budget_usd": budget, "remaining_usd": remaining,
+            "outputs": outputs,
         }, indent=2))
         return EXIT_OK
     if brief_note:
@@ -299,6 +323,10 @@ def cmd_status(args) -> int:
     unpriced = f" ({spend.unpriced_calls} calls of models without a known price not counted)" if spend.unpriced_calls else ""
     print(f"spent on this campaign so far (the ledger: every call, take and run): ${spend.spend_usd:.4f}"
           f" over {spend.paid_calls} paid calls{unpriced}")
+    if budget is None:
+        print("budget: none (set budget_usd in the brief, or ADCHAIN_BUDGET_USD)")
+    else:
+        print(f"budget: ${budget:.4f}, spent ${spend.spend_usd:.4f}, remaining ${remaining:.4f}")
     return EXIT_OK
 
 

@@ -13,7 +13,7 @@ import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Mapping, Optional, Sequence
 
 import dagster as dg
 
@@ -105,9 +105,10 @@ def campaign_exclusive(instance: dg.DagsterInstance, campaign: str):
 
 
 def execute_campaign(settings: Settings, campaign: str, selection: Sequence[dg.AssetKey], *, brief_sha256: str,
-                     run_config: Optional[dict] = None, out=sys.stdout) -> int:
+                     run_config: Optional[dict] = None, out=sys.stdout, tags: Optional[Mapping[str, str]] = None) -> int:
     """One run of the campaign job on ``campaign``'s partition: the ``selection`` of asset keys, with the brief
-    snapshot ``brief_sha256`` pinned. Prints what it made and spent; returns an exit code."""
+    snapshot ``brief_sha256`` pinned and ``tags`` (its estimate) added. Prints what it made and spent; returns an
+    exit code."""
     instance = dg.DagsterInstance.get()
     register(instance, campaign)
     ledger = Ledger(settings.storage_url)
@@ -121,7 +122,7 @@ def execute_campaign(settings: Settings, campaign: str, selection: Sequence[dg.A
         try:
             run_id = run_queue.submit(
                 settings.webserver_url, CAMPAIGN_JOB, campaign, list(selection),
-                tags={CLI_TAG: "cli", BRIEF_TAG: brief_sha256}, run_config=run_config or {},
+                tags={**(tags or {}), CLI_TAG: "cli", BRIEF_TAG: brief_sha256}, run_config=run_config or {},
             )
             outcome = run_queue.follow(instance, run_id, label=campaign)
         except run_queue.QueueUnavailable as error:
@@ -136,7 +137,7 @@ def execute_campaign(settings: Settings, campaign: str, selection: Sequence[dg.A
             result = dg.execute_job(
                 dg.reconstructable(campaign_job),
                 instance=instance,
-                tags={"dagster/partition": campaign, CLI_TAG: "cli", BRIEF_TAG: brief_sha256},
+                tags={**(tags or {}), "dagster/partition": campaign, CLI_TAG: "cli", BRIEF_TAG: brief_sha256},
                 run_config={**QUIET, **(run_config or {})},
                 asset_selection=list(selection),
             )

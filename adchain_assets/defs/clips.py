@@ -18,8 +18,10 @@ from adchain_assets.defs.resources import CampaignBriefs, Storage, VideoModel
 from adchain_assets.defs.steps import as_parents, held_call, load_parents, now, pinned, step_retry, thumbnail_markdown
 from adchain_assets.media.ad import assemble_ad
 from adchain_assets.media.mp4 import probe, read_frames
+from adchain_assets.plan.calls import BUDGET
 from adchain_assets.plan.requests import AD, AD_CROSSFADE_S, build_request, clip_output
 from adchain_assets.providers.video.base import VideoGenerationError, VideoRequest
+from adchain_assets.store.budget import budgeted
 from adchain_assets.store.files import sha256
 from adchain_assets.store.ledger import CallMeter
 
@@ -79,13 +81,15 @@ def clip_asset(scene: int, retry_policy: dg.RetryPolicy) -> dg.AssetsDefinition:
             audio=brief.video.audio,
         )
         ledger = storage.ledger
-        refused = held_call(ledger, campaign, output, request)
+        budget = briefs.budget_of(loaded)
+        refused = held_call(ledger, campaign, output, request, budget)
         if refused is not None:
+            fix = "raise the budget" if refused.outcome == BUDGET else "change the scene or its frames"
             raise dg.Failure(description=f"{output}: held: this exact request was refused ({refused.outcome});"
-                             " change the scene or its frames", allow_retries=False)
+                             f" {fix}", allow_retries=False)
         meter = CallMeter(ledger, campaign, output, request.fingerprint, context.run.run_id)
         try:
-            generation = storage.cache.generate_video(video_model.generator(), video_request,
+            generation = storage.cache.generate_video(budgeted(video_model.generator(), budget), video_request,
                                                       key=request.fingerprint, meter=meter)
         except VideoGenerationError as error:
             # A transient fault (the backend's retries spent, a poll deadline) may be retried by the step's

@@ -19,10 +19,12 @@ from adchain_assets.defs.resources import CampaignBriefs, ImageModel, Storage
 from adchain_assets.defs.sheets import SHEETS_KEY
 from adchain_assets.defs.steps import held_call, now, pinned, step_retry, thumbnail_markdown
 from adchain_assets.media.images import inline_reference, png_size, to_png
+from adchain_assets.plan.calls import BUDGET
 from adchain_assets.plan.prompts import ComposedPrompt, compose_prompt
 from adchain_assets.plan.references import SHEETS, Slot, all_slots, sheet_output, upstream
 from adchain_assets.plan.requests import Parent, Request, build_request, kind_of, pixel_digest, shown_to, subject_of
 from adchain_assets.providers.images.base import GenerationError, ImageGenerator, ImageRequest, ReferenceImage
+from adchain_assets.store.budget import budgeted
 from adchain_assets.store.cache import GenerationCache
 from adchain_assets.store.files import StoredOutput, sha256, write_atomically
 from adchain_assets.store.ledger import CallMeter
@@ -257,16 +259,18 @@ def image_asset(slot: Slot, retry_policy: dg.RetryPolicy) -> dg.AssetsDefinition
             )
             prompt = compose_prompt(loaded.brief, slot, images, sheets)
             ledger = storage.ledger
-            refused = held_call(ledger, campaign, slot.key, request)
+            budget = briefs.budget_of(loaded)
+            refused = held_call(ledger, campaign, slot.key, request, budget)
             if refused is not None:
+                fix = "raise the budget" if refused.outcome == BUDGET else "change its text or ask for a new take"
                 raise dg.Failure(
                     description=f"{slot.key}: held: this exact request was refused ({refused.outcome}) on"
-                    f" {refused.created_at}; change its text or ask for a new take",
+                    f" {refused.created_at}; {fix}",
                     metadata={"asset": slot.key, "reason": refused.outcome, "retryable": False},
                     allow_retries=False,
                 )
             try:
-                generator = image_model.generator()
+                generator = budgeted(image_model.generator(), budget)  # no paid call once the budget is reached
             except ValueError as error:  # a backend that cannot start, e.g. no API key
                 raise dg.Failure(description=f"{slot.key}: {error}", allow_retries=False) from error
 

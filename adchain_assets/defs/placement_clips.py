@@ -40,6 +40,7 @@ from adchain_assets.plan.placements import (
 from adchain_assets.plan.requests import AD, AD_CROSSFADE_S, STORYBOARD, build_request, parents_of
 from adchain_assets.providers.images.preview import PreviewGenerator
 from adchain_assets.providers.video.base import VideoGenerationError, VideoRequest
+from adchain_assets.store.budget import budgeted
 from adchain_assets.store.files import StoredOutput
 from adchain_assets.store.ledger import CallMeter
 from adchain_assets.vision.features import FeatureStore
@@ -96,6 +97,7 @@ def placement_clip_asset(scene: int, retry_policy: dg.RetryPolicy) -> dg.AssetsD
         files, ledger = storage.files, storage.ledger
         maker = video_model.maker()
         makes = video_shapes(maker.backend, maker.model)
+        budget = briefs.budget_of(loaded)
         done: dict[str, list[str]] = {"made": [], "unchanged": [], "failed": [], "waiting": []}
         # clips the model makes first: a crop's source may be one of them
         for shape in sorted(chosen, key=lambda s: clip_source(brief, s, makes) is not None):
@@ -111,15 +113,15 @@ def placement_clip_asset(scene: int, retry_policy: dg.RetryPolicy) -> dg.AssetsD
             if current is not None and current.provenance.get("request_sha256") == request.fingerprint:
                 done["unchanged"].append(name)
                 continue
-            refusal = held_call(ledger, campaign, name, request)
+            refusal = held_call(ledger, campaign, name, request, budget)
             if refusal is not None:
                 done["failed"].append(f"{name}: held: this exact request failed for good ({refusal.outcome})")
                 continue
             meter = CallMeter(ledger, campaign, name, request.fingerprint, context.run.run_id)
             source = clip_source(brief, shape, makes)
             if source is None:
-                record = generated_clip(loaded, name, shape, scene, stored_parents, request, video_model, storage,
-                                        meter, done)
+                record = generated_clip(loaded, name, shape, scene, stored_parents, request, video_model,
+                                        budget, storage, meter, done)
             else:
                 record = cropped_clip(loaded, name, shape, scene, stored_parents, request, storage, meter, done)
             if record is not None:
@@ -144,7 +146,7 @@ def clip_provenance(loaded: LoadedBrief, name: str, shape: str, scene: int, mp4:
     }
 
 
-def generated_clip(loaded, name, shape, scene, frames, request, video_model, storage, meter, done):
+def generated_clip(loaded, name, shape, scene, frames, request, video_model, budget, storage, meter, done):
     """The video model's clip of a placement's frames: (mp4, provenance), or None when its request is refused."""
     brief = loaded.brief
     start, end = (frames[placement_output(shape, f"{chain}/scene_{scene}")] for chain in PLACEMENT_CHAINS)
@@ -153,8 +155,8 @@ def generated_clip(loaded, name, shape, scene, frames, request, video_model, sto
         duration_s=brief.scene(scene).duration_s, resolution=brief.video.resolution, audio=brief.video.audio,
     )
     try:
-        generation = storage.cache.generate_video(video_model.generator(), video_request, key=request.fingerprint,
-                                                  meter=meter)
+        generation = storage.cache.generate_video(budgeted(video_model.generator(), budget), video_request,
+                                                  key=request.fingerprint, meter=meter)
     except VideoGenerationError as error:
         if error.retryable:  # the step's RetryPolicy resumes the stored operation; made clips are kept
             raise dg.Failure(description=f"{name}: {error}", metadata={"reason": error.reason},

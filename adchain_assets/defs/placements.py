@@ -40,6 +40,7 @@ from adchain_assets.plan.placements import (
 from adchain_assets.plan.references import Slot
 from adchain_assets.plan.requests import build_request, parents_of, pixel_digest, reference_limits_for
 from adchain_assets.providers.images.base import GenerationError, ImageRequest, ReferenceImage
+from adchain_assets.store.budget import budgeted
 from adchain_assets.store.files import StoredOutput, sha256
 from adchain_assets.store.ledger import CallMeter
 from adchain_assets.vision.placements import score_placement
@@ -142,6 +143,7 @@ def placement_frame_asset(chain: str, scene: int, retry_policy: dg.RetryPolicy) 
             return
         files, ledger = storage.files, storage.ledger
         maker = image_model.maker()
+        budget = briefs.budget_of(loaded)
         master = files.read_output(campaign, slot.key)
         if master is None:
             raise dg.Failure(description=f"{key.to_user_string()}: its master frame {slot.key} is not made yet",
@@ -163,13 +165,13 @@ def placement_frame_asset(chain: str, scene: int, retry_policy: dg.RetryPolicy) 
                 kept.append(name)
                 scores[shape] = stored_scores(dict(current.provenance))
                 continue
-            refusal = held_call(ledger, campaign, name, request)
+            refusal = held_call(ledger, campaign, name, request, budget)
             if refusal is not None:
                 refused.append(f"{name}: held: this exact request was refused ({refusal.outcome})")
                 continue
             if generator is None:
                 try:
-                    generator = image_model.generator()
+                    generator = budgeted(image_model.generator(), budget)  # no paid call past the budget
                 except ValueError as error:  # a backend that cannot start, e.g. no API key
                     raise dg.Failure(description=f"{name}: {error}", allow_retries=False) from error
             sheets = shown_sheets(brief, scene, reference_limits_for(maker)[1])

@@ -15,6 +15,7 @@ import dagster as dg
 
 from adchain_assets.brief.model import BriefError, BriefProblem, LoadedBrief, campaign_id_problem, load_brief
 from adchain_assets.plan.catalogue import DEFAULT_IMAGE_MODEL, DEFAULT_VIDEO_MODEL, problems_for
+from adchain_assets.plan.estimate import estimate_plan
 from adchain_assets.plan.plan import Plan, plan_campaign
 from adchain_assets.plan.requests import Maker
 from adchain_assets.providers.images.base import ImageGenerator
@@ -34,6 +35,7 @@ class CampaignBriefs(dg.ConfigurableResource):
     data_dir: str
     max_scenes: int = 8
     storage_url: str = ""  # where snapshots are pinned; empty: the data folder
+    default_budget_usd: Optional[float] = None  # ADCHAIN_BUDGET_USD: the budget of a brief without budget_usd
 
     @property
     def briefs_dir(self) -> Path:
@@ -55,6 +57,10 @@ class CampaignBriefs(dg.ConfigurableResource):
         if problem:
             raise BriefError([BriefProblem(campaign, "", problem)])
         return load_brief(self.path_of(campaign), max_scenes=self.max_scenes)
+
+    def budget_of(self, loaded: LoadedBrief) -> Optional[float]:
+        """The campaign's budget: the brief's ``budget_usd``, else ``ADCHAIN_BUDGET_USD``, else none (None)."""
+        return loaded.brief.budget_usd if loaded.brief.budget_usd is not None else self.default_budget_usd
 
     def pin(self, loaded: LoadedBrief) -> str:
         """Snapshot ``loaded`` (see :mod:`adchain_assets.store.snapshots`); returns its sha256."""
@@ -182,7 +188,8 @@ def build_resources(settings: Settings) -> dict[str, object]:
     storage = Storage(url=settings.storage_url)
     return {
         "briefs": CampaignBriefs(
-            data_dir=settings.data_dir, max_scenes=settings.max_scenes, storage_url=settings.storage_url
+            data_dir=settings.data_dir, max_scenes=settings.max_scenes, storage_url=settings.storage_url,
+            default_budget_usd=settings.budget_usd,
         ),
         "storage": storage,
         "image_storage": CampaignImageStorage(storage=storage),
@@ -212,9 +219,12 @@ def model_problems(loaded: LoadedBrief, image_model: ImageModel, video_model: Vi
     )
 
 
-def current_plan(loaded: LoadedBrief, storage: Storage, image_model: ImageModel, video_model: VideoModel) -> Plan:
-    """The plan of ``loaded`` against what ``storage`` holds, for the configured models."""
-    return plan_campaign(
-        loaded, read_state(storage.files, storage.ledger, loaded),
-        image_maker=image_model.maker(), video_maker=video_model.maker(),
-    )
+def current_plan(loaded: LoadedBrief, storage: Storage, image_model: ImageModel, video_model: VideoModel,
+                 budget_usd: Optional[float] = None) -> Plan:
+    """The plan of ``loaded`` against what ``storage`` holds, for the configured models, priced
+    (``plan.estimate``) under the campaign's budget ``budget_usd`` (:meth:`CampaignBriefs.budget_of`)."""
+    stored = read_state(storage.files, storage.ledger, loaded)
+    makers = {"image_maker": image_model.maker(), "video_maker": video_model.maker()}
+    plan = plan_campaign(loaded, stored, **makers, budget_usd=budget_usd)
+    plan.estimate = estimate_plan(plan, loaded, stored, **makers, cached=storage.cache.meta, budget_usd=budget_usd)
+    return plan

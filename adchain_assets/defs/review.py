@@ -1,5 +1,5 @@
 """The review outputs: the storyboard sheet (every scene's three images) and the report (what each output cost
-and how consistent it is).
+and how consistent it is, and for the run that made it, each output's estimate beside what its calls cost).
 
 They are how a team reviews a whole campaign at a glance, so each is an asset of its own, downstream of every
 image (the report also of every clip, so it counts their spend). They read the images from storage rather than
@@ -11,6 +11,7 @@ import dagster as dg
 
 from adchain_assets.brief.lint import lint_messages
 from adchain_assets.defs.clips import clip_key
+from adchain_assets.defs.costs import ESTIMATE_ID_TAG
 from adchain_assets.defs.images import image_asset_keys
 from adchain_assets.defs.partitions import campaigns
 from adchain_assets.defs.placements import placement_keys
@@ -19,8 +20,10 @@ from adchain_assets.defs.sheets import SHEETS_KEY
 from adchain_assets.defs.steps import as_parents, load_parents, now, pinned, thumbnail_markdown
 from adchain_assets.media.report import report_rows
 from adchain_assets.media.storyboard import render_storyboard
+from adchain_assets.plan.calls import spend_of
 from adchain_assets.plan.references import CHAINS, Slot
 from adchain_assets.plan.requests import REPORT, STORYBOARD, Parent, build_request, kind_of, parents_of
+from adchain_assets.store.estimates import load_estimate
 
 STORYBOARD_KEY = dg.AssetKey(STORYBOARD)
 REPORT_KEY = dg.AssetKey(REPORT)
@@ -87,9 +90,16 @@ def build_report_asset(max_scenes: int) -> dg.AssetsDefinition:
         loaded = pinned(context, briefs, REPORT)
         stored = files.read_provenances(campaign, parents_of(REPORT, loaded))
         stored = {name: record for name, record in stored.items() if record is not None}
-        spend = storage.ledger.spend(campaign)
+        calls = storage.ledger.calls(campaign)
+        spend = spend_of(calls)
         request = build_request(REPORT, loaded, {n: Parent(n, r) for n, r in stored.items()}, spend_usd=spend.spend_usd)
-        table = report_rows(stored)
+        # the estimate this run was launched with, beside what its calls cost (retries included)
+        estimate = load_estimate(storage.url, campaign, context.run.tags.get(ESTIMATE_ID_TAG)) or {}
+        run_costs: dict[str, float] = {}
+        for call in calls:
+            if call.run_id == context.run.run_id and call.usage and call.cost_usd is not None:
+                run_costs[call.output] = run_costs.get(call.output, 0.0) + call.cost_usd
+        table = report_rows(stored, estimate.get("outputs"), run_costs)
         provenance = {
             "campaign": campaign, "asset": REPORT, "spend_usd": spend.spend_usd, "paid_calls": spend.paid_calls,
             "unpriced_calls": spend.unpriced_calls,

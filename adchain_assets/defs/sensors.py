@@ -11,6 +11,10 @@ Nothing is remembered between ticks: the run key names the work (the outputs and
 the same work is never requested twice, and any change (an edit, an undo, a failed or cancelled run) makes new
 work. A bad brief is reported with the lines ``adchain validate`` prints and never holds the others up; a deleted
 brief deletes nothing. Held requests (a final refusal) are reported, not re-asked.
+
+Every request says what its run should cost (the plan's estimate: in the tick's log line and the run's tag
+``adchain/estimate_usd``); a plan that would take its campaign over its budget is not requested, and the tick's
+log says why in one line (:meth:`adchain_assets.plan.estimate.Estimate.refusal`).
 """
 
 from dataclasses import dataclass, field
@@ -20,6 +24,7 @@ import dagster as dg
 
 from adchain_assets.brief.lint import lint_messages
 from adchain_assets.brief.model import BriefError, campaign_id_problem
+from adchain_assets.defs.costs import estimate_tags, run_key
 from adchain_assets.defs.jobs import asset_keys, busy_campaigns
 from adchain_assets.defs.partitions import campaigns
 from adchain_assets.defs.resources import (
@@ -52,6 +57,7 @@ class Tick:
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # the specificity lint, for campaigns requested
+    refused: list[str] = field(default_factory=list)  # plans over their campaign's budget: why each is not launched
     campaigns: list[str] = field(default_factory=list)
 
 
@@ -77,7 +83,8 @@ def plan_tick(briefs: CampaignBriefs, storage: Storage, image_model: ImageModel,
             tick.problems += [str(p) for p in error.problems]
             continue
         tick.campaigns.append(campaign)
-        plan = current_plan(loaded, storage, image_model, video_model)
+        budget = briefs.budget_of(loaded)
+        plan = current_plan(loaded, storage, image_model, video_model, budget_usd=budget)
         for name, reason in plan.held:
             tick.notes.append(f"{campaign}: {name} held ({reason})")
         if not plan.outdated:
@@ -85,17 +92,22 @@ def plan_tick(briefs: CampaignBriefs, storage: Storage, image_model: ImageModel,
         if campaign in busy:
             tick.notes.append(f"{campaign}: {len(plan.outdated)} outputs out of date; waiting for run {busy[campaign]}")
             continue
+        refusal = plan.estimate.refusal(campaign)
+        if refusal:  # over the campaign's budget: not launched, said every tick until the brief or budget changes
+            tick.refused.append(refusal)
+            continue
         # said when its work is requested, not every tick
         tick.warnings += lint_messages(loaded) + reference_warnings(loaded, image_model.maker())
         sha = briefs.pin(loaded)
         reasons = ", ".join(f"{name} ({reason})" for name, reason in plan.outdated[:6])
         more = f" and {len(plan.outdated) - 6} more" if len(plan.outdated) > 6 else ""
-        tick.notes.append(f"{campaign}: requesting {len(plan.outdated)} outputs: {reasons}{more}")
+        tick.notes.append(f"{campaign}: requesting {len(plan.outdated)} outputs, estimate {plan.estimate.summary()}:"
+                          f" {reasons}{more}")
         tick.runs.append(dg.RunRequest(
-            run_key=plan.run_key(),
+            run_key=run_key(plan, budget),
             partition_key=campaign,
             asset_selection=asset_keys(plan.outputs),
-            tags={BRIEF_TAG: sha},
+            tags={BRIEF_TAG: sha, **estimate_tags(storage, plan)},
         ))
     return tick
 
@@ -113,7 +125,7 @@ def build_brief_sensor(job) -> dg.SensorDefinition:
         tick = plan_tick(briefs, storage, image_model, video_model, busy_campaigns(context.instance))
         for line in tick.problems:
             context.log.error(line)
-        for line in tick.warnings:
+        for line in tick.warnings + tick.refused:
             context.log.warning(line)
         known = set(context.instance.get_dynamic_partitions(campaigns.name))
         for campaign in sorted(known - set(tick.campaigns) - {p.stem for p in brief_files(briefs)}):
@@ -124,7 +136,8 @@ def build_brief_sensor(job) -> dg.SensorDefinition:
         partition_requests = [campaigns.build_add_request(new_partitions)] if new_partitions else []
         if not tick.runs:
             return dg.SensorResult(
-                skip_reason=dg.SkipReason("\n".join(tick.problems + tick.notes) or "every campaign is up to date"),
+                skip_reason=dg.SkipReason("\n".join(tick.problems + tick.refused + tick.notes)
+                                          or "every campaign is up to date"),
                 dynamic_partitions_requests=partition_requests,
             )
         return dg.SensorResult(run_requests=tick.runs, dynamic_partitions_requests=partition_requests)

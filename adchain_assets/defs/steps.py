@@ -57,9 +57,11 @@ def as_parents(stored: dict[str, StoredOutput]) -> dict[str, Parent]:
     return {name: Parent(name, output.provenance) for name, output in stored.items()}
 
 
-def held_call(ledger: Ledger, campaign: str, output: str, request: Request) -> Optional[Call]:
-    """The ledger's final refusal of exactly this request, if the model gave one: it is not asked again."""
-    return ledger.latest(campaign).refusal(output, request.call_keys)
+def held_call(ledger: Ledger, campaign: str, output: str, request: Request,
+              budget_usd: Optional[float] = None) -> Optional[Call]:
+    """The ledger's final refusal of exactly this request, if the model gave one: it is not asked again (a refusal
+    for the budget, only while the campaign's budget is still ``budget_usd``)."""
+    return ledger.latest(campaign).refusal(output, request.call_keys, budget_usd)
 
 
 def thumbnail_markdown(image: bytes, alt: str, max_px: int = THUMBNAIL_PX) -> str:

@@ -8,6 +8,9 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Optional
 
 OK = "ok"
+# The outcome of a paid call that was not made: the campaign's ledger total had reached its budget. Recorded with
+# the budget in force (``detail["budget_usd"]``) and held like a model's final refusal, but only under that budget.
+BUDGET = "BUDGET"
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,16 @@ class LatestCalls:
     def tried(self, output: str, keys: Iterable[str]) -> list[Call]:
         return [self._last[(output, key)] for key in keys if (output, key) in self._last]
 
-    def refusal(self, output: str, keys: Iterable[str]) -> Optional[Call]:
-        """The model's final refusal of one of these requests, if that was its last answer: not asked again."""
-        return next((c for c in self.tried(output, keys) if c.final and c.outcome != OK), None)
+    def refusal(self, output: str, keys: Iterable[str], budget_usd: Optional[float] = None) -> Optional[Call]:
+        """The model's final refusal of one of these requests, if that was its last answer: not asked again. A
+        ``BUDGET`` refusal holds only while ``budget_usd`` is the budget it was refused under."""
+        return next((c for c in self.tried(output, keys)
+                     if c.final and c.outcome != OK and (c.outcome != BUDGET or budget_unchanged(c, budget_usd))), None)
+
+
+def budget_unchanged(call: Call, budget_usd: Optional[float]) -> bool:
+    """Whether ``budget_usd`` is the budget ``call`` (a ``BUDGET`` refusal) was refused under."""
+    refused_under = call.detail.get("budget_usd")
+    if refused_under is None or budget_usd is None:
+        return refused_under is None and budget_usd is None
+    return round(float(refused_under), 6) == round(float(budget_usd), 6)

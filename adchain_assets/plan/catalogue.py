@@ -4,6 +4,8 @@ calls cost and when it is shut down, each figure with its source and the date it
 Prices are read from the data file, never from code, so a price change is a one-line edit with its source.
 :func:`price` turns a call's usage (tokens by modality, or seconds by resolution) into USD, or ``None`` when the
 model or the price it needs is not in the catalogue: an unknown price is never silently $0.
+:func:`nominal_usage` is what one image call is assumed to use before any was seen (estimates only), and
+:func:`clip_seconds` the length a video model bills for a requested clip length.
 :func:`problems_for` lists what a brief asks of the chosen models that they cannot make (an aspect ratio, a clip
 length, a resolution), as ``BriefProblem``s, before any call. :func:`describe` renders the catalogue for
 ``adchain models``.
@@ -120,6 +122,28 @@ def reference_limits(model: str) -> Optional[ReferenceLimits]:
     return ReferenceLimits(int(entry["total"]), int(entry["characters"]), int(entry["objects"]))
 
 
+def nominal_usage(model: str, *, prompt_chars: int, reference_images: int) -> Optional[dict[str, Any]]:
+    """The usage one call of image ``model`` is assumed to have (in :func:`price`'s shape) for a prompt of
+    ``prompt_chars`` characters showing ``reference_images`` images: the catalogue's ``nominal`` figures (output
+    image tokens per image, input tokens per reference image, characters per text token), or None when the
+    catalogue has none for the model. Thinking tokens are not assumed (none are known before a call)."""
+    nominal = (model_entry(model) or {}).get("nominal") or {}
+    if "output_image_tokens" not in nominal:
+        return None
+    text = -(-prompt_chars // int(nominal.get("text_chars_per_token") or 4))  # rounded up
+    inputs = {"TEXT": text, "IMAGE": reference_images * int(nominal.get("input_image_tokens") or 0)}
+    return {"input": inputs, "output": {"IMAGE": int(nominal["output_image_tokens"])}, "thinking": 0}
+
+
+def clip_seconds(model: str, duration_s: float) -> float:
+    """The seconds ``model`` makes (and bills) for a clip of ``duration_s``: the shortest catalogued length at
+    least that long (the longest when none is), or ``duration_s`` itself when the catalogue lists no lengths."""
+    lengths = sorted(float(s) for s in (model_entry(model) or {}).get("durations_s") or [])
+    if not lengths:
+        return float(duration_s)
+    return next((s for s in lengths if s >= duration_s), lengths[-1])
+
+
 def shutdown_date(model: str) -> Optional[_dt.date]:
     """The model's announced (earliest) shutdown date, if the catalogue has one."""
     value = (model_entry(model) or {}).get("shutdown")
@@ -227,6 +251,11 @@ def describe(configured: Optional[Mapping[str, str]] = None, today: Optional[_dt
             shown = ", ".join(f"{name.removesuffix('_per_mtok').replace('_', ' ')} {_money(rate)}/Mtok"
                               for name, rate in prices.items())
         lines.append("    price: " + (shown or "unknown"))
+        nominal = entry.get("nominal") or {}
+        if nominal.get("output_image_tokens"):
+            one = price(model, {"output": {"IMAGE": nominal["output_image_tokens"]}})
+            lines.append(f"    estimates assume: {nominal['output_image_tokens']} image tokens an image"
+                         + (f" (${one:.3f})" if one is not None else "") + " until the ledger has seen a call")
         cited = entry.get("sources") or {}
         if cited:
             lines.append("    sources: " + ", ".join(f"{what}: {key}" for what, key in cited.items()))

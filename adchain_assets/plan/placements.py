@@ -173,6 +173,25 @@ def placement_parents(output: str, brief: Brief, limits: Optional[ReferenceLimit
     return frame_parents(brief, output, limits)
 
 
+def placement_call(output: str, brief: Brief, video_maker: Any) -> Optional[str]:
+    """The model call that makes a placement output (what an estimate prices): ``"image"`` for a frame, ``"clip"``
+    for a clip ``video_maker`` (a :class:`~adchain_assets.plan.requests.Maker`) makes itself, None for no call (a
+    cropped clip, an ad, a storyboard)."""
+    shape, inner = split_placement(output)
+    if inner.startswith("clip/"):
+        makes = video_shapes(video_maker.backend, video_maker.model)
+        return "clip" if clip_source(brief, shape, makes) is None else None
+    return None if inner in ("ad", "storyboard") else "image"
+
+
+def placement_frame_prompt(brief: Brief, output: str, limits: Optional[ReferenceLimits]) -> tuple[PlacementPrompt, int]:
+    """A placement frame's prompt and the number of images it is shown (the master frame and the sheets)."""
+    shape, inner = split_placement(output)
+    slot = Slot.parse(inner)
+    sheets = shown_sheets(brief, slot.scene, limits)
+    return compose_placement_prompt(brief, shape, slot, sheets), 1 + len(sheets)
+
+
 def tolerates_held(output: str) -> bool:
     """A storyboard is drawn from whatever frames exist (a held one is an empty cell), so it never waits."""
     return is_placement(output) and split_placement(output)[1] == "storyboard"

@@ -5,7 +5,8 @@ changed"); otherwise its request is built from the brief and the stored parents 
 compared with the ``request_sha256`` its stored provenance records: no file is "missing", another fingerprint is
 "changed request", and a request whose last call failed says so ("last attempt failed: HTTP_503"). A request the
 model refused for a final reason (a safety block, in the ledger) is *held*, not out of date: it is not asked
-again until its request changes or a new take is asked for, and what needs it waits with it.
+again until its request changes or a new take is asked for, and what needs it waits with it. A request the
+campaign's budget stopped (``BUDGET`` in the ledger) is held the same way, until the budget changes.
 
 Nothing here remembers what an earlier tick asked for: after any sequence of edits, reverts, failed, cancelled
 or killed runs, the plan of the stored outputs and the current brief is the work left. The sensor, ``adchain
@@ -16,7 +17,7 @@ plan`` and ``adchain materialize`` all use :func:`plan_campaign`. It is pure: th
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Mapping, Optional, Sequence
 
 from adchain_assets.brief.model import LoadedBrief
 from adchain_assets.plan.calls import OK, Call, LatestCalls, spend_of
@@ -26,12 +27,16 @@ from adchain_assets.plan.requests import (
     STORYBOARD,
     Maker,
     Parent,
+    Request,
     build_request,
     fingerprint,
     kind_of,
     outputs_of,
     parents_of,
 )
+
+if TYPE_CHECKING:
+    from adchain_assets.plan.estimate import Estimate
 
 MISSING, CHANGED, PARENT_CHANGED, FAILED = "missing", "changed request", "parent changed", "last attempt failed"
 TOLERANT = (STORYBOARD, REPORT)  # made from whatever exists: a held image is an empty cell, not a reason to wait
@@ -44,6 +49,8 @@ class Plan:
     outdated: list[tuple[str, str]] = field(default_factory=list)
     held: list[tuple[str, str]] = field(default_factory=list)
     fingerprints: dict[str, str] = field(default_factory=dict)  # stored request_sha256 of each outdated output
+    requests: dict[str, Request] = field(default_factory=dict)  # of each outdated output not waiting for a parent
+    estimate: Optional["Estimate"] = None  # its price (adchain_assets.plan.estimate), when priced
 
     @property
     def outputs(self) -> list[str]:
@@ -56,12 +63,13 @@ class Plan:
         return f"{self.campaign}:{self.brief_sha256[:12]}:{fingerprint({'work': work})[:16]}"
 
     def to_json(self) -> dict:
-        return {
+        data = {
             "campaign": self.campaign,
             "brief_sha256": self.brief_sha256,
             "outdated": [{"asset": name, "reason": reason} for name, reason in self.outdated],
             "held": [{"asset": name, "reason": reason} for name, reason in self.held],
         }
+        return data if self.estimate is None else self.estimate.add_to(data)
 
 
 @dataclass(frozen=True)
@@ -74,8 +82,10 @@ class Stored:
     pending_takes: Mapping[str, int] = field(default_factory=dict)
 
 
-def plan_campaign(loaded: LoadedBrief, stored: Stored, *, image_maker: Maker, video_maker: Maker) -> Plan:
-    """The plan of ``loaded`` against what is ``stored``: every output of :func:`outputs_of`, parents first."""
+def plan_campaign(loaded: LoadedBrief, stored: Stored, *, image_maker: Maker, video_maker: Maker,
+                  budget_usd: Optional[float] = None) -> Plan:
+    """The plan of ``loaded`` against what is ``stored``: every output of :func:`outputs_of`, parents first.
+    ``budget_usd`` is the campaign's budget: a request refused for the budget is held only under that budget."""
     campaign = loaded.campaign
     plan = Plan(campaign, loaded.sha256)
     records = stored.records
@@ -97,7 +107,7 @@ def plan_campaign(loaded: LoadedBrief, stored: Stored, *, image_maker: Maker, vi
             state[name] = "held"
             plan.held.append((name, f"waits for held {held_parents[0]}"))
             continue
-        take = _take(name, record, stored.pending_takes)
+        take = take_of(name, record, stored.pending_takes)
         request = build_request(
             name, loaded, {p: Parent(p, records[p]) for p in parents if records.get(p) is not None},
             image_maker=image_maker, video_maker=video_maker, take=take, spend_usd=spend,
@@ -105,13 +115,14 @@ def plan_campaign(loaded: LoadedBrief, stored: Stored, *, image_maker: Maker, vi
         if record is not None and record.get("request_sha256") == request.fingerprint:
             state[name] = "ok"
             continue
-        refused = latest.refusal(name, request.call_keys)
+        refused = latest.refusal(name, request.call_keys, budget_usd)
         if refused is not None:
             state[name] = "held"
             plan.held.append((name, f"final failure: {refused.outcome}"))
             continue
         failed = next((c for c in latest.tried(name, request.call_keys) if c.outcome != OK), None)
         state[name] = "outdated"
+        plan.requests[name] = request
         if failed is not None:
             plan.outdated.append((name, f"{FAILED}: {failed.outcome}"))
         else:
@@ -119,7 +130,7 @@ def plan_campaign(loaded: LoadedBrief, stored: Stored, *, image_maker: Maker, vi
     return plan
 
 
-def _take(name: str, record: Optional[dict], pending: Mapping[str, int]) -> int:
+def take_of(name: str, record: Optional[dict], pending: Mapping[str, int]) -> int:
     if kind_of(name) not in ("image", "sheet"):
         return 0
     if record is not None:

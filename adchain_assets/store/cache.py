@@ -104,8 +104,19 @@ class GenerationCache:
             if name.startswith(f".{key}."):
                 shutil.rmtree(folder / name, ignore_errors=True)
 
+    def meta(self, key: str) -> Optional[dict]:
+        """The ``meta.json`` of the entry under ``key`` (``sha256`` of its data, an image's ``pixels_sha256``),
+        without reading its data: what the plan's estimate asks of the cache. None when there is none."""
+        try:
+            meta = json.loads((self._entry(key) / "meta.json").read_text())
+        except (FileNotFoundError, NotADirectoryError, ValueError):
+            return None
+        return meta if isinstance(meta, dict) and meta.get("sha256") else None
+
     def _store_locked(self, key: str, image: GeneratedImage) -> None:
-        meta = {"backend": image.backend, "model": image.model, "cost_usd": image.cost_usd, "latency_s": image.latency_s}
+        # pixels_sha256 lets a plan tell what the images made from this one will be asked (adchain_assets.plan.estimate)
+        meta = {"backend": image.backend, "model": image.model, "cost_usd": image.cost_usd, "latency_s": image.latency_s,
+                "pixels_sha256": pixel_digest(image.png)}
         self._write_entry_locked(key, "image.png", image.png, meta)
 
     def _write_entry_remote(self, key: str, data_name: str, payload: bytes, meta: dict) -> None:
