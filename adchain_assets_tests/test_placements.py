@@ -32,7 +32,7 @@ from adchain_assets.providers.video.preview import PreviewVideoGenerator
 from adchain_assets.store.files import CampaignFiles, StoredOutput, sha256
 from adchain_assets.store.ledger import CallMeter, Ledger
 
-from .helpers import definitions_for, edit, execute, tick
+from .helpers import definitions_for, edit, execute, small_images, tick
 from .veo_server import FakeVeo
 
 CAMPAIGN = "atlas-trail"
@@ -253,6 +253,7 @@ def test_a_16_9_campaign_with_9_16_and_1_1_placements(tmp_path, instance, fake_g
     brief = data / "briefs" / f"{CAMPAIGN}.yaml"
     brief.write_text(BRIEF)
     root = data / "campaigns" / CAMPAIGN
+    small_images(fake_gemini)  # the checks of 21 full-size frames would take most of the test's time
     with FakeVeo() as veo:
         video = VideoModel(backend="veo", api_key="test-key-not-secret", base_url=veo.base_url, poll_interval_s=0.01)
         defs = definitions_for(data, image_backend="gemini", max_scenes=3, resources={"video_model": video})
