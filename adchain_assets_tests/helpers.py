@@ -8,7 +8,7 @@ import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Optional
 
 import dagster as dg
 
@@ -38,12 +38,14 @@ FIRST_RUN = EVERYTHING | {"subjects"}
 SENSOR_RESOURCES = ("briefs", "storage", "image_model", "video_model")
 
 
-def definitions_for(data_dir: Path, *, quick_retries: bool = False, **overrides) -> dg.Definitions:
+def definitions_for(data_dir: Path, *, quick_retries: bool = False, resources: Optional[dict] = None,
+                    **overrides) -> dg.Definitions:
     """The project's definitions over ``data_dir``: the settings of this process's environment (so a test's
     GEMINI_* variables count), with ``overrides``; ``quick_retries`` makes the image model's waits between
-    retries 20 ms instead of 1 s (the number of retries stays)."""
+    retries 20 ms instead of 1 s (the number of retries stays); ``resources`` replace the project's own (a video
+    model pointed at a local server)."""
     settings = replace(Settings.from_env(), data_dir=str(data_dir), storage="", **overrides)
-    resources = {}
+    resources = dict(resources or {})
     if quick_retries:
         model = build_resources(settings)["image_model"]
         resources["image_model"] = type(model)(**{**{name: getattr(model, name) for name in type(model).model_fields},
@@ -170,3 +172,23 @@ def downstream_closure(changed: Iterable[Slot], max_scenes: int) -> set[Slot]:
         if slot not in result and any(parent in result for parent in upstream(slot)):
             result.add(slot)
     return result
+
+
+def small_images(gemini, bill_factor: int = 1) -> None:
+    """The fake Gemini's default replies, billed as they are (times ``bill_factor``), with images a tenth of the
+    size: what is asked and billed is unchanged, and the consistency checks of small images take a fraction of the
+    time."""
+    import base64
+
+    from .gemini_server import FakeGemini, image_size, make_png
+
+    def answer(request):
+        reply = FakeGemini.default_reply(gemini, request)
+        width, height = image_size(request.aspect_ratio)
+        seed = request.prompt_text.encode() + b"".join(request.images)
+        part = reply.body["candidates"][0]["content"]["parts"][-1]
+        part["inlineData"]["data"] = base64.b64encode(make_png(seed, (width // 10, height // 10))).decode()
+        reply.body["usageMetadata"]["candidatesTokenCount"] *= bill_factor
+        return reply
+
+    gemini.default_reply = answer

@@ -2,7 +2,6 @@
 Veo servers bill, and a campaign's budget holds before a run (not launched) and during one (no paid call once it
 is reached, the rest held as BUDGET until the budget changes)."""
 
-import base64
 import csv
 import json
 from dataclasses import replace
@@ -27,7 +26,7 @@ from adchain_assets.store.budget import BudgetedVideos
 from adchain_assets.store.ledger import CallMeter, Ledger
 
 from .gemini_server import FakeGemini, image_size, make_png
-from .helpers import CLIPS, IMAGES, SAMPLE_BRIEFS, edit, execute, tick
+from .helpers import CLIPS, IMAGES, SAMPLE_BRIEFS, edit, execute, small_images, tick
 from .veo_server import FakeVeo
 
 CAMPAIGN = "aurora-perfume"
@@ -181,22 +180,6 @@ def servers(monkeypatch, tmp_path, data_dir):
         for name in ("ADCHAIN_STORAGE_URL", "ADCHAIN_IMAGE_MODEL", "ADCHAIN_VIDEO_MODEL", "ADCHAIN_BUDGET_USD"):
             monkeypatch.delenv(name, raising=False)
         yield gemini, veo
-
-
-def small_images(gemini, bill_factor: int = 1) -> None:
-    """The fake's default replies, billed as they are (times ``bill_factor``), with images a tenth of the size: the
-    price does not depend on the pixels, and the consistency checks of small images take a fraction of the time."""
-
-    def answer(request):
-        reply = FakeGemini.default_reply(gemini, request)
-        width, height = image_size(request.aspect_ratio)
-        seed = request.prompt_text.encode() + b"".join(request.images)
-        part = reply.body["candidates"][0]["content"]["parts"][-1]
-        part["inlineData"]["data"] = base64.b64encode(make_png(seed, (width // 10, height // 10))).decode()
-        reply.body["usageMetadata"]["candidatesTokenCount"] *= bill_factor
-        return reply
-
-    gemini.default_reply = answer
 
 
 def definitions(data_dir, veo):

@@ -9,6 +9,7 @@ test_review_commands runs the commands as a user does, in their own processes.
 
 import json
 import re
+import shutil
 from dataclasses import replace
 
 import pytest
@@ -60,9 +61,10 @@ def plan_of(loaded, records, **stored):
 
 @pytest.fixture
 def aurora(tmp_path):
-    """The sample brief in a folder of its own, so a test can edit it."""
+    """The sample brief and its files (the brand's logo) in a folder of their own, so a test can edit it."""
     folder = tmp_path / "briefs"
     folder.mkdir()
+    shutil.copytree(SAMPLE_BRIEFS / "refs", folder / "refs")
     (folder / f"{CAMPAIGN}.yaml").write_text((SAMPLE_BRIEFS / f"{CAMPAIGN}.yaml").read_text())
     return folder / f"{CAMPAIGN}.yaml"
 
@@ -121,7 +123,8 @@ def test_an_approved_output_is_held_and_what_follows_is_planned_from_it(aurora):
     approved = {SCENE_2: Approval(SCENE_2, "client", "2025-01-01T00:00:00+00:00", records[SCENE_2]["sha256"], 0)}
     plan = plan_of(loaded, records, approvals=approved)
     assert plan.held == [(SCENE_2, "approved")]
-    assert plan.outputs == ["storyboard", "report"]  # remade to mark the approval, with no model call
+    # remade to mark the approval, with no model call: the storyboard, the report and the deliverables
+    assert plan.outputs == ["storyboard", "report", "deliverables"]
     edit(aurora, SCENE_1_TEXT, "The bottle alone on a black marble vanity at night")
     plan = plan_of(load_brief(aurora, max_scenes=8), records, approvals=approved)
     assert plan.held == [(SCENE_2, "approved; request changed: parent changed: reference/scene_1")]
@@ -224,8 +227,8 @@ def test_note_takes_pick_and_sign_off(env, instance, fake_gemini, capsys):
     assert take_1.provenance["take"] == 1 and take_1.provenance["note"] == NOTE
     assert take_1.provenance["edited_from"] == take_0.sha256
     # then exactly what the plan calls out of date below it: in chain mode the reference images after it (the
-    # frames are not shown reference images beyond scene 1), the storyboard and the report
-    assert plan_now(data_dir).outputs == ["reference/scene_3", "storyboard", "report"]
+    # frames are not shown reference images beyond scene 1), the storyboard, its PDF, the report, the deliverables
+    assert plan_now(data_dir).outputs == ["reference/scene_3", "storyboard", "storyboard_pdf", "report", "deliverables"]
     assert make_the_plan(data_dir, instance, server) == ["reference/scene_3"]
 
     # The note stays with the image: its scene text edited, it is made again with the note as direction.

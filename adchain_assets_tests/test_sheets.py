@@ -255,7 +255,8 @@ def test_regenerate_a_subject_as_a_user_does(cli_env, data_dir):
     assert (root / "subjects" / "watch.png").read_bytes() == watch
     after = snapshot(data_dir, "lumen-dive")
     changed = {name for name in after if after[name] != before[name]}
-    assert changed == {f"{chain}/scene_{k}.png" for chain in ("reference", "start", "end") for k in (2, 3)}
+    assert changed == {f"{chain}/scene_{k}.png" for chain in ("reference", "start", "end") for k in (2, 3)} | {
+        f"placements/9x16/{chain}/scene_{k}.png" for chain in ("start", "end") for k in (2, 3)}  # its 9:16 placement
     plan = adchain(cli_env, "plan", "lumen-dive", "--json")
     assert json.loads(plan.stdout)["outdated"] == []
 

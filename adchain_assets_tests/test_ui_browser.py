@@ -613,7 +613,10 @@ def test_materialize_all_on_a_fresh_partition_makes_everything_the_brief_has(fol
     assert all(r["status"] == "SUCCESS" for r in new_runs), new_runs
     followed = [r for r in new_runs if r["tags"].get("dagster/sensor_name") == "brief_sensor"]
     launched = [r for r in new_runs if r not in followed]
-    assert len(launched) == 1 and len(launched[0]["assets"]) == 1 + 3 * FOLLOW_SLOTS + FOLLOW_SLOTS + 5, launched
+    # every image, clip and review slot, and the placement slots (frames, clips, ad, storyboard: none for this brief)
+    placement_slots = 2 * FOLLOW_SLOTS + FOLLOW_SLOTS + 2
+    assert len(launched) == 1 and len(launched[0]["assets"]) == 1 + 3 * FOLLOW_SLOTS + FOLLOW_SLOTS + 5 + placement_slots, (
+        launched)
     # the review outputs depend on every slot; Dagster skipped them in the launched run, brief_sensor made them
     assert [r["assets"] for r in followed] == [["ad", "deliverables", "report", "storyboard", "storyboard_pdf"]], followed
     last_output = max(made_at(record) for record in after.values())

@@ -167,6 +167,9 @@ class Brief(_Strict):
     video: Video = Field(default_factory=Video)
     checks: Checks = Field(default_factory=Checks)
     takes_per_image: int = Field(default=1, ge=1, le=MAX_TAKES_PER_IMAGE)
+    placements: list[str] = Field(default_factory=list, description=(
+        "Extra shapes beyond aspect_ratio (the master), e.g. [\"9:16\", \"1:1\"]: every scene's start and end frame"
+        " is recomposed from the master's in each, with a clip, an ad and a storyboard per placement"))
     budget_usd: Optional[float] = Field(default=None, ge=0, allow_inf_nan=False, description=(
         "The most this campaign may spend, ever, in USD, as the ledger counts it (every paid call, take and run):"
         " a plan that would go over it is not launched, and no paid call is made once it is reached"))
@@ -186,6 +189,13 @@ class Brief(_Strict):
             raise ValueError(f"{value!r} is not supported; use one of {', '.join(ASPECT_RATIOS)}")
         return value
 
+    @field_validator("placements", mode="before")
+    @classmethod
+    def _quoted_placements(cls, value: object) -> object:
+        if isinstance(value, list) and any(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            raise ValueError('shapes must be quoted strings such as "9:16" (unquoted, YAML reads 9:16 as a number)')
+        return value
+
     @model_validator(mode="after")
     def _subjects_defined(self) -> "Brief":
         problems = cross_reference_problems(self.model_dump())
@@ -202,7 +212,8 @@ class Brief(_Strict):
 
 
 def cross_reference_problems(data: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """Duplicate subject ids and scenes naming undefined or repeated subjects, as (field path, reason).
+    """Duplicate subject ids, scenes naming undefined or repeated subjects and bad ``placements``, as (field path,
+    reason).
 
     Works on the raw YAML mapping as well as on a valid brief: pydantic skips the model validator when any field
     fails, so :func:`parse_brief` also runs this on the raw data, and a file's every problem is reported in one pass.
@@ -236,6 +247,26 @@ def cross_reference_problems(data: Mapping[str, Any]) -> list[tuple[str, str]]:
     brand = data.get("brand")
     if isinstance(brand, Mapping) and brand.get("logo_bug") is True and not brand.get("logo"):
         problems.append(("brand.logo_bug", "is true but brand.logo names no logo to show"))
+    return problems + placement_problems(data)
+
+
+def placement_problems(data: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """An unknown shape, a shape listed twice, or the master's own ``aspect_ratio`` in ``placements``."""
+    shapes = data.get("placements")
+    master = data.get("aspect_ratio", Brief.model_fields["aspect_ratio"].default)
+    problems: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for index, shape in enumerate(shapes if isinstance(shapes, list) else []):
+        if not isinstance(shape, str):
+            continue  # pydantic reports the wrong type
+        where = f"placements[{index}]"
+        if shape not in ASPECT_RATIOS:
+            problems.append((where, f"{shape!r} is not supported; use one of {', '.join(ASPECT_RATIOS)}"))
+        elif shape == master:
+            problems.append((where, f"{shape!r} is the master's aspect_ratio; list only the extra shapes"))
+        elif shape in seen:
+            problems.append((where, f"{shape!r} is listed twice"))
+        seen.add(shape)
     return problems
 
 

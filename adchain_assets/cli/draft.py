@@ -59,8 +59,8 @@ SCHEMA_KEYWORDS = frozenset({
 })
 # Fields a draft leaves to their defaults (or fills itself): never asked of the model.
 NOT_DRAFTED = {"Brief": {"video", "checks", "takes_per_image", "reference_image", "reference_mode", "budget_usd",
-                         "brand", "music"},
-               "Subject": {"photo"}, "Scene": {"caption"}}  # the finish (brand, supers, sound) is the user's
+                         "brand", "music", "placements"},
+               "Subject": {"photo"}, "Scene": {"caption"}}  # the finish (brand, supers, sound) and the shapes are the user's
 # A draft's subjects each get a sheet that every image showing them is shown (docs/reference-modes.md).
 DRAFTED_MODE = "sheets"
 _STOP_WORDS = frozenset("a an the on at in of with and for to by from into its her his their our".split())

@@ -324,13 +324,14 @@ def cmd_status(args) -> int:
         return EXIT_OK
     if brief_note:
         print(f"brief: {brief_note}")
-    print(f"{'output':<20}{'state':<9}{'take':>5}  {'backend':<9}cached  sha256")
+    wide = max([20] + [len(name) + 2 for name in outputs])  # placements/9x16/start/scene_2 is longer
+    print(f"{'output':<{wide}}{'state':<9}{'take':>5}  {'backend':<9}cached  sha256")
     for name, info in outputs.items():
         if info["state"] != "made":
-            print(f"{name:<20}{info['state']:<9}{'-':>5}  {info.get('reason', '')}")
+            print(f"{name:<{wide}}{info['state']:<9}{'-':>5}  {info.get('reason', '')}")
             continue
         signed = f"  approved by {info['approved_by']}" if info["approved"] else ""
-        print(f"{name:<20}{'made':<9}{info['take']:>5}  {str(info['backend'] or '-'):<9}"
+        print(f"{name:<{wide}}{'made':<9}{info['take']:>5}  {str(info['backend'] or '-'):<9}"
               f"{'yes' if info['cache_hit'] else 'no':<6}  {str(info['sha256'])[:12]}{signed}")
     instance = dg.DagsterInstance.get()
     runs = instance.get_runs(dg.RunsFilter(tags={"dagster/partition": campaign}), limit=1)

@@ -7,6 +7,7 @@ from typing import Iterable
 
 import dagster as dg
 
+from adchain_assets.plan.placements import PLACEMENTS, is_placement, split_placement
 from adchain_assets.plan.references import SHEETS
 from adchain_assets.plan.requests import kind_of
 from adchain_assets.settings import CELERY_SETTINGS, Settings
@@ -26,6 +27,14 @@ IN_PROGRESS = [
 ]
 
 campaign_job = dg.define_asset_job(CAMPAIGN_JOB, selection=dg.AssetSelection.all())
+PLACEMENTS_JOB = "placements"
+# Every placement asset: how the UI launches the placements of one campaign (Jobs -> placements -> Launchpad, the
+# campaign as its partition; which placements: the placement_choice resource's config).
+placements_job = dg.define_asset_job(
+    PLACEMENTS_JOB, selection=dg.AssetSelection.groups(PLACEMENTS),
+    description="Every placement of a campaign (its frames, clips, ad and storyboard), or those the run's"
+                " placement_choice names; each made again only where its request changed.",
+)
 
 
 def build_executor(settings: Settings) -> dg.ExecutorDefinition:
@@ -50,10 +59,16 @@ def build_executor(settings: Settings) -> dg.ExecutorDefinition:
 
 def asset_keys(outputs: Iterable[str]) -> list[dg.AssetKey]:
     """The assets that make ``outputs``: ``reference/scene_2`` -> ``AssetKey(["reference", "scene_2"])``; every
-    ``subjects/<id>`` -> the one ``subjects`` asset (once)."""
+    ``subjects/<id>`` -> the one ``subjects`` asset (once); ``placements/<W>x<H>/start/scene_2`` -> the asset of that
+    slot in every placement, ``placements/start/scene_2`` (once)."""
     keys: list[dg.AssetKey] = []
     for name in outputs:
-        key = dg.AssetKey(SHEETS) if kind_of(name) == "sheet" else dg.AssetKey(name.split("/"))
+        if kind_of(name) == "sheet":
+            key = dg.AssetKey(SHEETS)
+        elif is_placement(name):
+            key = dg.AssetKey([PLACEMENTS, *split_placement(name)[1].split("/")])
+        else:
+            key = dg.AssetKey(name.split("/"))
         if key not in keys:
             keys.append(key)
     return keys

@@ -15,6 +15,7 @@ from adchain_assets.defs.clips import clip_key
 from adchain_assets.defs.costs import ESTIMATE_ID_TAG
 from adchain_assets.defs.images import image_asset_keys
 from adchain_assets.defs.partitions import campaigns
+from adchain_assets.defs.placements import placement_keys
 from adchain_assets.defs.resources import CampaignBriefs, Storage
 from adchain_assets.defs.sheets import SHEETS_KEY
 from adchain_assets.defs.steps import as_parents, load_parents, now, pinned, thumbnail_markdown
@@ -88,11 +89,13 @@ def build_storyboard_asset(max_scenes: int) -> dg.AssetsDefinition:
 def build_report_asset(max_scenes: int) -> dg.AssetsDefinition:
     @dg.asset(
         key=REPORT_KEY,
-        deps=[SHEETS_KEY] + image_asset_keys(max_scenes) + [clip_key(k) for k in range(1, max_scenes + 1)],
+        deps=[SHEETS_KEY] + image_asset_keys(max_scenes) + [clip_key(k) for k in range(1, max_scenes + 1)]
+        + placement_keys(max_scenes),
         partitions_def=campaigns,
         group_name="review",
         kinds={"pandas", "csv"},
-        description="What each image and clip cost and how consistent each image is, and the campaign's spend.",
+        description="What each image and clip (the placements' too) cost and how consistent each image is, and the"
+                    " campaign's spend.",
     )
     def report(context: dg.AssetExecutionContext, briefs: CampaignBriefs, storage: Storage) -> dg.MaterializeResult:
         campaign = context.partition_key
@@ -134,7 +137,9 @@ def build_report_asset(max_scenes: int) -> dg.AssetsDefinition:
 def build_storyboard_pdf_asset(max_scenes: int) -> dg.AssetsDefinition:
     @dg.asset(
         key=STORYBOARD_PDF_KEY,
-        deps=[SHEETS_KEY] + image_asset_keys(max_scenes) + [clip_key(k) for k in range(1, max_scenes + 1)],
+        # after the placements too: the PDF states the campaign's spend, theirs included
+        deps=[SHEETS_KEY] + image_asset_keys(max_scenes) + [clip_key(k) for k in range(1, max_scenes + 1)]
+        + placement_keys(max_scenes),
         partitions_def=campaigns,
         group_name="review",
         kinds={"pdf"},

@@ -6,7 +6,7 @@ across its foot (a sheet without either is drawn as before)."""
 from __future__ import annotations
 
 import io
-from typing import Any, Collection, Mapping, Optional, Protocol
+from typing import Any, Collection, Mapping, Optional, Protocol, Sequence
 
 from PIL import Image, ImageDraw, ImageOps
 
@@ -59,18 +59,18 @@ def sheet_score_text(consistency: Mapping[str, Mapping[str, Any]]) -> str:
 
 def render_storyboard(title: str, aspect_ratio: str, rows: list[Mapping[str, Optional[Cell]]],
                       sheets: "list[tuple[str, Optional[Cell]]] | None" = None,
-                      approved: Collection[str] = ()) -> bytes:
-    """A PNG sheet: ``rows[k-1]`` maps each chain name to scene k's image (None when not made yet); ``sheets``
-    (output name, stored sheet or None) are drawn first, in a row of their own; the ``approved`` outputs
-    (``reference/scene_2``, ``subjects/diver``) are marked."""
+                      approved: Collection[str] = (), chains: Sequence[str] = CHAINS) -> bytes:
+    """A PNG sheet: ``rows[k-1]`` maps each of ``chains`` (a column each; a placement's storyboard has start and
+    end only) to scene k's image (None when not made yet); ``sheets`` (output name, stored sheet or None) are drawn
+    first, in a row of their own; the ``approved`` outputs (``reference/scene_2``, ``subjects/diver``) are marked."""
     ratio_w, ratio_h = (int(part) for part in aspect_ratio.split(":"))
     cell_height = round(CELL_WIDTH * ratio_h / ratio_w)
     header = 56
     sheets = sheets or []
-    per_row = len(CHAINS)
+    per_row = len(chains)
     sheet_rows = -(-len(sheets) // per_row)
     sheet_block = sheet_rows * (SHEET_HEIGHT + LABEL_HEIGHT + MARGIN)
-    width = MARGIN + len(CHAINS) * (CELL_WIDTH + MARGIN)
+    width = MARGIN + len(chains) * (CELL_WIDTH + MARGIN)
     height = header + sheet_block + len(rows) * (cell_height + LABEL_HEIGHT + MARGIN) + MARGIN
     sheet = Image.new("RGB", (width, height), BACKGROUND)
     draw = ImageDraw.Draw(sheet)
@@ -99,7 +99,7 @@ def render_storyboard(title: str, aspect_ratio: str, rows: list[Mapping[str, Opt
         draw.text((left, top + SHEET_HEIGHT + 4), label, fill=INK, font=small)
     for row_index, row in enumerate(rows):
         top = header + sheet_block + row_index * (cell_height + LABEL_HEIGHT + MARGIN)
-        for column, chain in enumerate(CHAINS):
+        for column, chain in enumerate(chains):
             left = MARGIN + column * (CELL_WIDTH + MARGIN)
             image = row.get(chain)
             box = (left, top, left + CELL_WIDTH, top + cell_height)

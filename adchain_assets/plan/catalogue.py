@@ -168,7 +168,8 @@ def problems_for(brief, image_model: Optional[str], video_model: Optional[str], 
     ``image_model`` / ``video_model`` are the model ids of the backends in use, or None for a backend that is not
     a catalogued model (``preview`` makes any shape). A model the catalogue does not know yields no problem here,
     except in ``sheets`` mode, which needs the model's reference-image limits. Checked: the aspect ratio (image and
-    video), every scene's ``duration_s`` (the clip lengths the video model makes; it does not round),
+    video), every placement's shape (image only: a shape the video model does not make is cropped), every scene's
+    ``duration_s`` (the clip lengths the video model makes; it does not round),
     ``video.resolution`` and the clip lengths that resolution allows.
     """
     problems: list = []
@@ -181,6 +182,11 @@ def problems_for(brief, image_model: Optional[str], video_model: Optional[str], 
         problems.append(BriefProblem(file, "aspect_ratio", (
             f"{brief.aspect_ratio!r}: image model {image_model} makes {', '.join(image['aspect_ratios'])}"
             " (change the brief, or ADCHAIN_IMAGE_MODEL)")))
+    for index, shape in enumerate(getattr(brief, "placements", None) or []):
+        if image and image.get("aspect_ratios") and shape not in image["aspect_ratios"]:
+            problems.append(BriefProblem(file, f"placements[{index}]", (
+                f"{shape!r}: image model {image_model} makes {', '.join(image['aspect_ratios'])}"
+                " (change the brief, or ADCHAIN_IMAGE_MODEL)")))
     video = model_entry(video_model) if video_model else None
     if not video:
         return problems

@@ -14,6 +14,9 @@ Each out-of-date output is priced by its model calls:
   ``takes_per_image`` not answered by the cache.
 - a clip: the catalogue's price per second at the brief's resolution, times the seconds the model makes for the
   scene's ``duration_s`` (a clip's usage is its length: nothing to observe).
+- a placement's outputs (:mod:`adchain_assets.plan.placements`): a frame is one image call (not one per take),
+  priced as an image shown its master frame and sheets; a clip the video model makes is a clip; a cropped clip,
+  a placement's ad and its storyboard make no model call ($0).
 
 Retries are not counted: a reply without an image asked again, a transient fault retried, a step retried (the
 ledger counts each billed reply). A model or price the catalogue does not know makes the output's estimate and
@@ -31,6 +34,7 @@ from typing import Callable, Mapping, Optional, Sequence
 from adchain_assets.brief.model import LoadedBrief
 from adchain_assets.plan.calls import OK, Call, spend_of
 from adchain_assets.plan.catalogue import clip_seconds, model_entry, nominal_usage, price
+from adchain_assets.plan.placements import is_placement, placement_call, placement_frame_prompt
 from adchain_assets.plan.plan import Plan, Stored, take_of
 from adchain_assets.plan.prompts import compose_prompt, compose_sheet_prompt
 from adchain_assets.plan.references import Slot
@@ -42,6 +46,7 @@ from adchain_assets.plan.requests import (
     kind_of,
     outputs_of,
     parents_of,
+    reference_limits_for,
     scene_of,
     shown_to,
     subject_of,
@@ -168,10 +173,10 @@ def estimate_plan(plan: Plan, loaded: LoadedBrief, stored: Stored, *, image_make
     for name in outputs_of(brief):
         if name not in outdated:
             continue
-        kind = kind_of(name)
+        kind = kind_of(name) if not is_placement(name) else placement_call(name, brief, video_maker)
         user_made = (name == "reference/scene_1" and brief.reference_image) or (
             kind == "sheet" and brief.subject(subject_of(name)).photo)
-        if kind in FINISHING or user_made:
+        if kind is None or kind in FINISHING or user_made:
             outputs[name] = OutputEstimate(0.0, NO_CALL)
             continue
         maker = video_maker if kind == "clip" else image_maker
@@ -187,7 +192,7 @@ def estimate_plan(plan: Plan, loaded: LoadedBrief, stored: Stored, *, image_make
                                    "take": take}
             continue
         calls = (len([hit for hit in hits if hit is None]) if keys
-                 else (brief.takes_per_image if kind == "image" else 1))
+                 else (brief.takes_per_image if kind == "image" and not is_placement(name) else 1))
         if maker.backend in OFFLINE_BACKENDS:
             outputs[name] = OutputEstimate(0.0, OFFLINE, model=maker.model)
             continue
@@ -221,7 +226,9 @@ def _image_call(name: str, loaded: LoadedBrief, request: Optional[Request], make
         if usd is not None:
             return OutputEstimate(usd, f"observed (mean of {count} call{'s' if count != 1 else ''})", 1, model)
     brief = loaded.brief
-    if kind_of(name) == "sheet":
+    if is_placement(name):
+        composed, shown_count = placement_frame_prompt(brief, name, reference_limits_for(maker)[1])
+    elif kind_of(name) == "sheet":
         shown_count = 0
         composed = compose_sheet_prompt(brief, brief.subject(subject_of(name)))
     else:

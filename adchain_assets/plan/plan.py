@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Mapping, Optional, Sequence
 
 from adchain_assets.brief.model import LoadedBrief
 from adchain_assets.plan.calls import OK, Call, LatestCalls, spend_of
+from adchain_assets.plan.placements import tolerates_held
 from adchain_assets.plan.requests import (
     REPORT,
     STORYBOARD,
@@ -99,7 +100,7 @@ def plan_campaign(loaded: LoadedBrief, stored: Stored, *, image_maker: Maker, vi
     spend = spend_of(stored.calls).spend_usd
     state: dict[str, str] = {}
     for name in outputs_of(loaded.brief):
-        parents = parents_of(name, loaded, image_maker)
+        parents = parents_of(name, loaded, image_maker, video_maker)
         waiting = [p for p in parents if state.get(p) == "outdated"]
         held_parents = [p for p in parents if state.get(p) == "held"]
         record = records.get(name)
@@ -108,7 +109,7 @@ def plan_campaign(loaded: LoadedBrief, stored: Stored, *, image_maker: Maker, vi
         if waiting:
             _settle(plan, state, stored, name, "outdated", f"{PARENT_CHANGED}: {waiting[0]}")
             continue
-        if held_parents and name not in TOLERANT:
+        if held_parents and name not in TOLERANT and not tolerates_held(name):
             _settle(plan, state, stored, name, "held", f"waits for held {held_parents[0]}")
             continue
         take = take_of(name, record, stored.pending_takes)

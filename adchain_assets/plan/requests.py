@@ -2,7 +2,8 @@
 
 An output is a subject's sheet (``subjects/<id>``, in ``sheets`` mode), an image (``reference/scene_k``,
 ``start/scene_k``, ``end/scene_k``), a clip (``clip/scene_k``), the ``storyboard``, the ``ad``, the ``report``, the
-``storyboard_pdf`` or the ``deliverables``. :func:`build_request` turns the pinned brief and the stored parents into
+``storyboard_pdf``, the ``deliverables``, or an output of a placement (``placements/9x16/start/scene_k``, ...:
+:mod:`adchain_assets.plan.placements`). :func:`build_request` turns the pinned brief and the stored parents into
 the output's full :class:`Request`: everything that decides its bytes (backend, model, prompt, settings, the parents'
 pixels). Its :attr:`Request.fingerprint` is the generation cache's key, is written into the output's provenance as
 ``request_sha256``, and is what the plan compares to tell whether an output is up to date. Nothing else builds
@@ -33,6 +34,20 @@ from PIL import Image
 from adchain_assets.brief.model import Brief, LoadedBrief
 from adchain_assets.plan.catalogue import DEFAULT_IMAGE_MODEL, reference_limits
 from adchain_assets.plan.finish import finish_material, image_cell, storyboard_pdf_material
+from adchain_assets.plan.placements import (
+    CROP_CODE_VERSION,
+    clip_source,
+    compose_placement_prompt,
+    frame_parents,
+    is_placement,
+    placement_outputs,
+    placement_parents,
+    product_boxes,
+    scene_outputs,
+    shown_sheets,
+    split_placement,
+    video_shapes,
+)
 from adchain_assets.plan.prompts import (
     SHEET_ASPECT_RATIOS,
     ComposedPrompt,
@@ -56,6 +71,7 @@ CODE_VERSIONS = {"image": "2", "user_image": "1", "sheet": "1", "clip": "2", "st
 STORYBOARD, AD, REPORT = "storyboard", "ad", "report"
 STORYBOARD_PDF, DELIVERABLES = "storyboard_pdf", "deliverables"
 FINISHING = (STORYBOARD, AD, REPORT, STORYBOARD_PDF, DELIVERABLES)  # outputs made from other outputs, with no model
+PLACEMENT = "placement"  # the kind of every output of a placement (its frames, clips, ad and storyboard)
 AD_CROSSFADE_S = 0.5
 
 
@@ -83,12 +99,17 @@ def output_names(scene_count: int) -> list[str]:
 
 
 def outputs_of(brief: Brief) -> list[str]:
-    """Every output of ``brief``, parents before children: in ``sheets`` mode its subjects' sheets first."""
+    """Every output of ``brief``, parents before children: in ``sheets`` mode its subjects' sheets first, its
+    placements' outputs before the report (which counts them) and the deliverables (which hold the report)."""
     sheets = [sheet_output(s.id) for s in brief.subjects] if brief.reference_mode == "sheets" else []
-    return sheets + output_names(len(brief.scenes))
+    made = output_names(len(brief.scenes))
+    last = [STORYBOARD_PDF, REPORT, DELIVERABLES]
+    return sheets + [name for name in made if name not in last] + placement_outputs(brief) + last
 
 
 def kind_of(output: str) -> str:
+    if is_placement(output):
+        return PLACEMENT
     if output in FINISHING:
         return output
     if output.startswith(f"{SHEETS}/"):
@@ -242,10 +263,14 @@ def reference_warnings(loaded: LoadedBrief, image_maker: Maker) -> list[str]:
     return warnings
 
 
-def parents_of(output: str, loaded: LoadedBrief, image_maker: Optional[Maker] = None) -> list[str]:
-    """The stored outputs whose bytes ``output``'s request uses (only what is shown, for images)."""
+def parents_of(output: str, loaded: LoadedBrief, image_maker: Optional[Maker] = None,
+               video_maker: Optional[Maker] = None) -> list[str]:
+    """The stored outputs whose bytes ``output``'s request uses (only what is shown, for images; a placement's
+    clip depends on whether ``video_maker`` makes its shape)."""
     brief = loaded.brief
     kind = kind_of(output)
+    if kind == PLACEMENT:
+        return placement_parents(output, brief, _limits(image_maker), _makes(video_maker))
     count = len(brief.scenes)
     sheets = [name for name in outputs_of(brief) if kind_of(name) == "sheet"]
     if kind == "sheet":
@@ -265,9 +290,13 @@ def parents_of(output: str, loaded: LoadedBrief, image_maker: Optional[Maker] = 
         return [clip_output(k) for k in range(1, count + 1)]
     if kind == DELIVERABLES:
         return [AD, STORYBOARD_PDF, REPORT]
-    # the report and the PDF: every sheet, image and clip (their costs and scores) and the campaign's spend
-    return sheets + [Slot(chain, k).key for k in range(1, count + 1) for chain in CHAINS] + [
+    masters = sheets + [Slot(chain, k).key for k in range(1, count + 1) for chain in CHAINS] + [
         clip_output(k) for k in range(1, count + 1)]
+    if kind == STORYBOARD_PDF:  # the master's sheets, images and clips and the campaign's spend
+        return masters
+    # the report: every sheet, image and clip, the placements' too (their costs and scores), and the spend
+    return masters + [
+        name for name in placement_outputs(brief) if split_placement(name)[1].split("/")[0] in ("start", "end", "clip")]
 
 
 def image_prompt(loaded: LoadedBrief, slot: Slot, image_maker: Optional[Maker],
@@ -310,6 +339,8 @@ def build_request(
     an image's ``direction`` (notes, an edit), and the ``approved`` outputs the review outputs mark."""
     brief = loaded.brief
     kind = kind_of(output)
+    if kind == PLACEMENT:
+        return placement_request(output, loaded, parents, image_maker=image_maker, video_maker=video_maker, take=take)
     version = CODE_VERSIONS[kind]
     if kind == "sheet":
         subject = brief.subject(subject_of(output))
@@ -398,3 +429,66 @@ def _review_marks(name: str, parent: Parent, approved: Collection[str]) -> dict[
     if parent.provenance.get("note"):
         marks["note"] = parent.provenance["note"]
     return marks
+
+
+def _limits(image_maker: Optional[Maker]) -> Optional[ReferenceLimits]:
+    return reference_limits_for(image_maker)[1] if image_maker is not None else None
+
+
+def _makes(video_maker: Optional[Maker]) -> Optional[frozenset[str]]:
+    return video_shapes(video_maker.backend, video_maker.model) if video_maker is not None else None
+
+
+def clip_material(loaded: LoadedBrief, scene: int, aspect_ratio: str, start: Parent, end: Parent,
+                  video_maker: Maker) -> dict[str, Any]:
+    """A video call's request: what the generation cache keys on (the master's clips and the placements')."""
+    brief = loaded.brief
+    return {
+        "kind": "clip", "v": CODE_VERSIONS["clip"], "backend": video_maker.backend, "model": video_maker.model,
+        "prompt": compose_clip_prompt(brief, scene), "start": start.pixels, "end": end.pixels,
+        "aspect_ratio": aspect_ratio, "duration_s": brief.scene(scene).duration_s,
+        "resolution": brief.video.resolution, "audio": brief.video.audio,
+    }
+
+
+def placement_request(output: str, loaded: LoadedBrief, parents: Mapping[str, Parent], *,
+                      image_maker: Optional[Maker], video_maker: Optional[Maker], take: int = 0) -> Request:
+    """The request of a placement's output (see :mod:`adchain_assets.plan.placements`): a frame recomposed from its
+    master frame, a clip made from its frames or cropped from another shape's clip, its ad or its storyboard."""
+    brief = loaded.brief
+    shape, inner = split_placement(output)
+    named = placement_parents(output, brief, _limits(image_maker), _makes(video_maker))
+    if inner == AD:
+        material = {"kind": AD, "v": CODE_VERSIONS[AD], "title": brief.title, "aspect_ratio": shape,
+                    "clips": [parents[name].sha256 for name in named], "crossfade_s": AD_CROSSFADE_S}
+        return Request(output, material)
+    if inner == STORYBOARD:
+        cells = [None if name not in parents else {
+            "output": name, "sha256": parents[name].sha256, "backend": parents[name].provenance.get("backend"),
+            "consistency": parents[name].provenance.get("consistency"),
+        } for name in named]
+        material = {"kind": STORYBOARD, "v": CODE_VERSIONS[STORYBOARD], "title": brief.title, "aspect_ratio": shape,
+                    "cells": cells}
+        return Request(output, material)
+    if inner.startswith("clip/"):
+        k = scene_of(inner)
+        if clip_source(brief, shape, _makes(video_maker)) is None:
+            assert video_maker is not None, "a clip request needs the video model"
+            start, end = scene_outputs(shape, k)
+            return Request(output, clip_material(loaded, k, shape, parents[start], parents[end], video_maker))
+        clip, start, end = named
+        material = {
+            "kind": "crop", "v": CROP_CODE_VERSION, "aspect_ratio": shape, "source": parents[clip].sha256,
+            "frames": [parents[start].pixels, parents[end].pixels],
+            "keep": product_boxes(parents[start].provenance) + product_boxes(parents[end].provenance),
+        }
+        return Request(output, material)
+    assert image_maker is not None, "a placement frame's request needs the image model"
+    slot = Slot.parse(inner)
+    sheets = shown_sheets(brief, slot.scene, _limits(image_maker))
+    prompt = compose_placement_prompt(brief, shape, slot, sheets).text
+    pixels = [parents[name].pixels for name in frame_parents(brief, output, _limits(image_maker))]
+    candidate = candidate_material(image_maker, prompt, shape, pixels, take, 0)
+    # What its checks score it against is its master frame (a parent); their thresholds change the verdicts.
+    material = {"candidates": [fingerprint(candidate)], "checks": brief.checks.model_dump(), "placement": shape}
+    return Request(output, material, (candidate,))

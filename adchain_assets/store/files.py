@@ -40,6 +40,7 @@ from typing import Any, Iterable, Mapping, Optional
 from upath import UPath
 from upath.implementations.local import LocalPath
 
+from adchain_assets.plan.placements import PLACEMENTS, is_placement
 from adchain_assets.plan.references import Slot
 
 logger = logging.getLogger(__name__)
@@ -403,8 +404,12 @@ class CampaignFiles:
         return self.campaign_dir(campaign) / slot.chain / f"scene_{slot.scene}.png"
 
     def output_path(self, campaign: str, output: str) -> UPath:
-        """Where an output (``reference/scene_1``, ``clip/scene_2``, ``storyboard``, ``ad``, ``report``) lives."""
+        """Where an output (``reference/scene_1``, ``clip/scene_2``, ``storyboard``, ``ad``, ``report``) lives; a
+        placement's (``placements/9x16/clip/scene_2``) in the master's layout below ``placements/9x16/``."""
         folder = self.campaign_dir(campaign)
+        if is_placement(output):
+            _, shape, output = output.split("/", 2)
+            folder = folder / PLACEMENTS / shape
         if output in OUTPUT_FILES:
             return folder / OUTPUT_FILES[output]
         if output.startswith("clip/"):

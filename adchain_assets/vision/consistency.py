@@ -466,6 +466,9 @@ class ProductScore:
     keypoints: int
     """Keypoints in the candidate image."""
     reason: str | None = None
+    box: tuple[float, float, float, float] | None = None
+    """Where the inliers lie in the candidate (left, top, right, bottom) in the pixels of ``candidate.size`` (the
+    matching scale): the product's place when the anchor shows the product alone, else the texture both share."""
 
     @property
     def inlier_ratio(self) -> float:
@@ -486,6 +489,7 @@ class ProductScore:
             "anchor_keypoints": self.anchor_keypoints,
             "keypoints": self.keypoints,
             "reason": self.reason,
+            "box": None if self.box is None else [round(v, 1) for v in self.box],
         }
 
 
@@ -503,7 +507,7 @@ def product_similarity_from_features(
     """``product_similarity`` over precomputed ``product_features()`` of each image."""
     import cv2
 
-    def result(inliers: int, matches: int, reason: str | None = None) -> ProductScore:
+    def result(inliers: int, matches: int, reason: str | None = None, box=None) -> ProductScore:
         score = inliers / (inliers + PRODUCT_HALF_INLIERS)
         return ProductScore(
             score=score,
@@ -514,6 +518,7 @@ def product_similarity_from_features(
             anchor_keypoints=len(anchor),
             keypoints=len(candidate),
             reason=reason,
+            box=box,
         )
 
     if len(anchor) < PRODUCT_MIN_ANCHOR_KEYPOINTS:
@@ -541,7 +546,10 @@ def product_similarity_from_features(
         return result(0, len(matches), "no plausible geometric transform between the matches")
     inlier_points = target[mask.ravel().astype(bool)]
     inliers = len({(round(float(x)), round(float(y))) for x, y in inlier_points})
-    return result(inliers, len(matches))
+    if not len(inlier_points):
+        return result(0, len(matches), "no plausible geometric transform between the matches")
+    (left, top), (right, bottom) = inlier_points.min(axis=0), inlier_points.max(axis=0)
+    return result(inliers, len(matches), box=(float(left), float(top), float(right), float(bottom)))
 
 
 def product_similarity(image: ImageInput, anchor_image: ImageInput, *, threshold: float = SAME_PRODUCT) -> ProductScore:

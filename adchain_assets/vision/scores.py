@@ -16,10 +16,12 @@ PNGs are not even loaded when ``sha_of`` names them (their provenance records th
 (``store=None``) the features are kept in this process's memory only.
 """
 
+import io
 import json
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
+from PIL import Image
 from upath import UPath
 
 from adchain_assets.brief.model import Brief, LoadedBrief, Subject
@@ -171,9 +173,10 @@ def score_image(
                 if anchor_features is not None else None
             )
             passed = bool(product and product.same_product)
+            detail = {"cross": product.to_metadata() if product else "anchor not made yet"}
+            box = product_box(product, own.product().size, png) if product and product.same_product else None
             scores.append(SubjectScore(subject_id, "product", anchor_name, passed,
-                                       product.score if product else None,
-                                       {"cross": product.to_metadata() if product else "anchor not made yet"}))
+                                       product.score if product else None, {**detail, **({"box": box} if box else {})}))
     return scores
 
 
@@ -202,11 +205,24 @@ def score_sheet(subject: Subject, png: bytes, *, store: Optional[FeatureStore] =
     return SubjectScore(subject.id, "product", name, enough, float(keypoints), detail)
 
 
+def product_box(product: consistency.ProductScore, matched_size: tuple[int, int], png: bytes) -> Optional[list[int]]:
+    """Where a product check found the product (its inliers' box), in ``png``'s own pixels: what a crop keeps in
+    frame (:mod:`adchain_assets.media.crop`)."""
+    if product.box is None:
+        return None
+    with Image.open(io.BytesIO(png)) as image:  # reads the header only
+        width, height = image.size
+    sx, sy = width / matched_size[0], height / matched_size[1]
+    left, top, right, bottom = product.box
+    return [round(left * sx), round(top * sy), round(right * sx), round(bottom * sy)]
+
+
 def summary(scores: list[SubjectScore]) -> dict[str, Any]:
-    """What goes into the image's provenance and the campaign report."""
+    """What goes into the image's provenance and the campaign report (a found product's box too)."""
     return {s.subject: {"kind": s.kind, "anchor": s.anchor, "passed": s.passed, "value": s.value,
                         **({"self": s.detail["self"].get("distance")} if "self" in s.detail else {}),
-                        **({"note": s.note} if s.note else {})}
+                        **({"note": s.note} if s.note else {}),
+                        **({"box": s.detail["box"]} if s.detail.get("box") else {})}
             for s in scores}
 
 
