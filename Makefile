@@ -34,12 +34,12 @@ browser:
 # The fast tier: unit tests and in-process campaigns against the local protocol servers, two workers.
 FAST := not subprocess and not server and not browser and not fault and not stack
 test: $(VENV)/.installed-dev
-	$(BIN)/python -m pytest -n 2 -m "$(FAST)" --durations=15
+	$(BIN)/python -m pytest -n 2 --dist worksteal -m "$(FAST)" --durations=15
 
 # Everything but the production stack's tests (make stack-test): the fast tier, then the adchain command in its
 # own processes, dagster dev, the browser and the fault tests, one at a time.
 test-all: $(VENV)/.installed-dev browser
-	$(BIN)/python -m pytest -n 2 -m "$(FAST)" --durations=15
+	$(BIN)/python -m pytest -n 2 --dist worksteal -m "$(FAST)" --durations=15
 	$(BIN)/python -m pytest -m "not ($(FAST)) and not stack" --durations=15
 
 ui: $(VENV)/.installed

@@ -139,12 +139,14 @@ def instance_of(env) -> dg.DagsterInstance:
 
 
 def sampling_like_a_real_model(server):
-    """A real model answers the same request with a new picture each time; the fake server by default does not."""
+    """A real model answers the same request with a new picture each time; the fake server by default does not.
+    The pictures are a tenth of the model's size: what is asked and stored is the same, and their checks are quick."""
     answered = []
 
     def answer(request):
         answered.append(request)
-        return image_reply(make_png(f"call {len(answered)}".encode(), image_size(request.aspect_ratio)))
+        width, height = image_size(request.aspect_ratio)
+        return image_reply(make_png(f"call {len(answered)}".encode(), (width // 10, height // 10)))
 
     server.default_reply = answer
 

@@ -29,7 +29,7 @@ from adchain_assets.settings import Settings
 from adchain_assets.store.files import CampaignFiles
 from adchain_assets.store.review import ReviewStore
 
-from .helpers import SAMPLE_BRIEFS, adchain, edit, run_campaign, sampling_like_a_real_model
+from .helpers import SAMPLE_BRIEFS, adchain, edit, run_campaign, sampling_like_a_real_model, small_images
 
 CAMPAIGN = "aurora-perfume"
 SCENES = 3  # the in-process campaign: the sample's first three scenes, and as many slots (ADCHAIN_MAX_SCENES)
@@ -209,6 +209,7 @@ def cli(capsys, *args) -> tuple[int, str, str]:
 
 def test_note_takes_pick_and_sign_off(env, instance, fake_gemini, capsys):
     data_dir, server = env, fake_gemini
+    small_images(server)  # notes, takes and sign-offs do not depend on the pictures' size
     files = CampaignFiles(str(data_dir))
     brief = data_dir / "briefs" / f"{CAMPAIGN}.yaml"
     images = [f"{chain}/scene_{k}" for k in range(1, SCENES + 1) for chain in ("reference", "start", "end")]

@@ -17,6 +17,7 @@ from .helpers import (
     images_of,
     run_campaign,
     selected,
+    small_images,
     snapshot,
     tick,
 )
@@ -47,6 +48,7 @@ def test_a_new_brief_adds_its_partition_and_requests_everything_in_the_same_tick
 
 @pytest.mark.parametrize("mode, paid", [("chain", {"reference/scene_3", "reference/scene_4"}), ("anchored", SIX)])
 def test_editing_scene_three_reference_text_costs_exactly_what_changed(one_brief, instance, fake_gemini, mode, paid):
+    small_images(fake_gemini)  # what is paid for depends on the requests, not on the pictures' size
     brief = one_brief / "briefs" / "aurora-perfume.yaml"
     edit(brief, "reference_mode: chain", f"reference_mode: {mode}")
     defs = definitions_for(one_brief, image_backend="gemini")

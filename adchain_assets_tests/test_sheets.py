@@ -20,7 +20,7 @@ from adchain_assets.plan.references import ReferenceLimits, Slot, select_sheets
 from adchain_assets.plan.requests import Maker, reference_warnings
 
 from .gemini_server import image_reply
-from .helpers import SAMPLE_BRIEFS, adchain, definitions_for, edit, execute, selected, snapshot, tick
+from .helpers import SAMPLE_BRIEFS, adchain, definitions_for, edit, execute, selected, small_images, snapshot, tick
 
 CAMPAIGN = "aurora-perfume"  # the bottle alone in scene 1, the woman with it in scenes 2 to 4
 FACES = Path(__file__).parent / "testdata" / "faces"
@@ -71,6 +71,7 @@ def image_requests(server, prompt_start: str):
 
 
 def test_the_sheets_come_first_and_every_image_is_shown_the_sheets_of_its_subjects(sheets_brief, instance, fake_gemini):
+    small_images(fake_gemini)  # what is shown is compared pixel for pixel; the checks of small images are quick
     defs = definitions_for(sheets_brief, image_backend="gemini", max_scenes=4)
     first = run_tick(defs, instance)
     assert "subjects" in selected(first)[CAMPAIGN]
@@ -113,6 +114,7 @@ def test_the_sheets_come_first_and_every_image_is_shown_the_sheets_of_its_subjec
 
 
 def test_a_subject_photo_is_its_sheet_with_no_call(sheets_brief, instance, fake_gemini):
+    small_images(fake_gemini)
     brief = sheets_brief / "briefs" / f"{CAMPAIGN}.yaml"
     (sheets_brief / "briefs" / "refs").mkdir(exist_ok=True)
     (sheets_brief / "briefs" / "refs" / "woman.jpg").write_bytes((FACES / "leslie_1.jpg").read_bytes())
@@ -154,6 +156,7 @@ def test_a_model_limited_to_three_references_keeps_the_documented_priority(data_
 
 
 def test_the_requests_hold_three_images_when_the_model_takes_three(sheets_brief, instance, fake_gemini, monkeypatch):
+    small_images(fake_gemini)
     brief = sheets_brief / "briefs" / f"{CAMPAIGN}.yaml"
     text = brief.read_text().replace("subjects:\n", "subjects:\n  - id: man\n    kind: character\n    description: >-\n"
                                      "      Man, 41 years old, short salt-and-pepper hair, brown eyes, a thin scar on his"
