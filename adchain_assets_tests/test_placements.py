@@ -7,10 +7,12 @@ import hashlib
 import io
 import json
 import re
+import shutil
 from collections import Counter
 from pathlib import Path
 
 import dagster as dg
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -20,7 +22,9 @@ from adchain_assets.defs.jobs import PLACEMENTS_JOB, asset_keys
 from adchain_assets.defs.placement_clips import CROP_FAILED, cropped_clip
 from adchain_assets.defs.resources import Storage, VideoModel, current_plan
 from adchain_assets.media.crop import CropError, boxes_in_clip, crop_window
-from adchain_assets.media.mp4 import probe
+from adchain_assets.media.endcard import EndCard, render_end_card
+from adchain_assets.media.layout import safe_area
+from adchain_assets.media.mp4 import probe, read_frames
 from adchain_assets.plan import catalogue
 from adchain_assets.plan.calls import LatestCalls
 from adchain_assets.plan.estimate import estimate_plan
@@ -32,7 +36,7 @@ from adchain_assets.providers.video.preview import PreviewVideoGenerator
 from adchain_assets.store.files import CampaignFiles, StoredOutput, sha256
 from adchain_assets.store.ledger import CallMeter, Ledger
 
-from .helpers import definitions_for, edit, execute, small_images, tick
+from .helpers import SAMPLE_BRIEFS, definitions_for, edit, execute, small_images, tick
 from .veo_server import FakeVeo
 
 CAMPAIGN = "atlas-trail"
@@ -368,3 +372,45 @@ def test_the_estimate_prices_placement_frames_as_image_calls_and_veo_clips_as_vi
     priced = estimate_plan(plan_campaign(loaded, stored, **offline), loaded, stored, **offline,
                            cached=lambda key: None).outputs
     assert priced["placements/1x1/clip/scene_1"].basis == "offline"
+
+
+def test_a_placement_ad_gets_the_masters_finish_at_its_size_and_a_cta_edit_remakes_it_for_0(tmp_path, instance):
+    data = tmp_path / "data"
+    shutil.copytree(SAMPLE_BRIEFS / "refs", data / "briefs" / "refs")  # the brand's logo
+    head, rest = (SAMPLE_BRIEFS / "aurora-perfume.yaml").read_text().split("scenes:\n")
+    scenes, brand = rest.split("brand:\n")
+    brief = data / "briefs" / "aurora-perfume.yaml"  # its first, captioned scene, made 16:9 with a 9:16 placement
+    brief.write_text(head.replace('aspect_ratio: "9:16"', 'aspect_ratio: "16:9"\nplacements: ["9:16"]') + "scenes:\n"
+                     + scenes.split("  - subjects: [woman, bottle]")[0] + "brand:\n" + brand)
+    root = data / "campaigns" / "aurora-perfume"
+    defs = definitions_for(data, max_scenes=1)
+    run_tick(defs, instance)
+
+    ad = root / "placements/9x16/ad.mp4"
+    made = json.loads(ad.with_suffix(".json").read_text())
+    with read_frames(ad.read_bytes()) as (_, frames):
+        last = list(frames)[-1].astype(int)
+    size = (made["width"], made["height"])
+    assert size[1] > size[0] and made["finish"]["end_card_s"] > 0
+    resources = defs.resources
+    card = resources["briefs"].load("aurora-perfume").brief.brand
+    logo = (brief.parent / card.logo).read_bytes()
+    shown, other = (render_end_card(EndCard(cta, card.url, card.legal, tuple(card.colors), logo), size,
+                                    safe_area("9:16")).astype(int) for cta in (card.cta, "Shop now"))
+    cta = np.abs(shown - other).sum(axis=2) > 150  # where the two calls to action differ
+    assert np.abs(last - shown).mean() < 4.0  # the end card at 9:16 size, within H.264's colour shifts
+    assert np.abs(last - shown)[cta].mean() < 20 < 60 < np.abs(last - other)[cta].mean()
+    srt = (root / "placements/9x16/ad.srt").read_text()
+    assert "Every morning has a first light." in srt and made["srt"]["sha256"] == sha256(srt.encode())
+
+    # a new call to action: both ads (and what follows them) for $0, with no image or clip call
+    edit(brief, "cta: Discover Aurora", "cta: Find your first light")
+    plan = current_plan(resources["briefs"].load("aurora-perfume"), resources["storage"], resources["image_model"],
+                        resources["video_model"])
+    assert {"ad", "placements/9x16/ad"} <= set(plan.outputs) and plan.estimate.usd == 0.0
+    assert not any("scene_" in name for name in plan.outputs)
+    calls = len(resources["storage"].ledger.calls("aurora-perfume"))
+    remade = run_tick(defs, instance)
+    assert "placements/ad" in remade and not any("scene_" in name for name in remade)
+    assert len(resources["storage"].ledger.calls("aurora-perfume")) == calls
+    assert json.loads(ad.with_suffix(".json").read_text())["request_sha256"] != made["request_sha256"]

@@ -24,18 +24,18 @@ from adchain_assets.defs.direction import approved_result
 from adchain_assets.defs.partitions import campaigns
 from adchain_assets.defs.resources import CampaignBriefs, Storage, VideoModel
 from adchain_assets.defs.steps import as_parents, held_call, load_parents, now, pinned, step_retry, thumbnail_markdown
-from adchain_assets.media.ad import assemble_ad
+from adchain_assets.media.ad import AdInfo, assemble_ad
 from adchain_assets.media.endcard import EndCard
 from adchain_assets.media.finish import Finish, finish_ad
 from adchain_assets.media.mp4 import probe, read_frames
 from adchain_assets.media.supers import FaceBox
 from adchain_assets.plan.calls import BUDGET
 from adchain_assets.plan.finish import finish_material
-from adchain_assets.plan.requests import AD, AD_CROSSFADE_S, build_request, clip_output, fingerprint
+from adchain_assets.plan.requests import AD, AD_CROSSFADE_S, Request, build_request, clip_output, fingerprint
 from adchain_assets.providers.images.preview import PreviewGenerator
 from adchain_assets.providers.video.base import VideoGenerationError, VideoRequest
 from adchain_assets.store.budget import budgeted
-from adchain_assets.store.files import SUBTITLES, StoredOutput, sha256, write_atomically
+from adchain_assets.store.files import SUBTITLES, CampaignFiles, StoredOutput, sha256, write_atomically
 from adchain_assets.store.ledger import CallMeter
 
 CLIP_CODE_VERSION = "1"
@@ -168,8 +168,10 @@ def scene_faces(storage: Storage, campaign: str, clip: StoredOutput) -> tuple[Fa
     return tuple(boxes)
 
 
-def finish_of(loaded: LoadedBrief, storage: Storage, campaign: str, clips: list[StoredOutput]) -> Optional[Finish]:
-    """What the brief asks of the ad beyond the cut, with the brand's files read from the pinned snapshot."""
+def finish_of(loaded: LoadedBrief, storage: Storage, campaign: str, clips: list[StoredOutput],
+              aspect_ratio: Optional[str] = None) -> Optional[Finish]:
+    """What the brief asks of the ad beyond the cut, with the brand's files read from the pinned snapshot, in the
+    safe area of ``aspect_ratio`` (the brief's by default; a placement's ad gives its own)."""
     if finish_material(loaded) is None:
         return None
     brief = loaded.brief
@@ -181,7 +183,7 @@ def finish_of(loaded: LoadedBrief, storage: Storage, campaign: str, clips: list[
     logo = read(brand.logo) if brand is not None else None
     captions = [scene.caption for scene in brief.scenes]
     return Finish(
-        aspect_ratio=brief.aspect_ratio,
+        aspect_ratio=aspect_ratio or brief.aspect_ratio,
         captions=captions,
         faces=[scene_faces(storage, campaign, clip) if caption.strip() else ()
                for clip, caption in zip(clips, captions)],
@@ -193,6 +195,73 @@ def finish_of(loaded: LoadedBrief, storage: Storage, campaign: str, clips: list[
         music=read(brief.music),
         clip_audio=brief.video.audio,
     )
+
+
+def cut_ad(storage: Storage, request: Request, clips: list[bytes], finish: Optional[Finish],
+           title: Optional[str]) -> tuple[bytes, bool, AdInfo, dict]:
+    """The ad of ``clips`` (the master's or a placement's), finished when ``finish`` is given, through the cache:
+    (mp4, cache hit, its timeline, details). The details (SRT, measured loudness, where each caption went) are
+    cached beside the ad under the request's fingerprint; {} without a finish."""
+    made = {}
+
+    def assemble() -> bytes:
+        if "mp4" in made:  # made once per step, whichever cache entry asked first
+            return made["mp4"]
+        if finish is None:
+            made["mp4"], made["info"] = assemble_ad(clips, crossfade_s=AD_CROSSFADE_S, title=title)
+            return made["mp4"]
+        finished = finish_ad(clips, finish, crossfade_s=AD_CROSSFADE_S, title=title)
+        made["mp4"], made["info"] = finished.mp4, finished.info
+        made["details"] = json.dumps({"srt": finished.srt, "loudness": finished.loudness,
+                                      "captions": finished.captions, "info": asdict(finished.info)}).encode()
+        return finished.mp4
+
+    details = {}
+    if finish is not None:  # the SRT and the measured loudness, kept in the cache beside the ad they belong to
+        details_key = fingerprint({"details_of": request.fingerprint})
+        raw, _ = storage.cache.remember(details_key, "ad.details.json", lambda: (assemble(), made["details"])[1])
+        details = json.loads(raw)
+    mp4, reused = storage.cache.remember(request.fingerprint, "ad.mp4", assemble)
+    return mp4, reused, made.get("info") or probe(mp4), details
+
+
+def ad_provenance(campaign: str, name: str, loaded: LoadedBrief, request: Request, stored: dict[str, StoredOutput],
+                  info: AdInfo, reused: bool) -> dict:
+    """What an ad's provenance says of its cut (the master's or a placement's)."""
+    return {
+        "campaign": campaign, "asset": name,
+        "clips": [{"asset": clip_name, "sha256": clip.sha256} for clip_name, clip in stored.items()],
+        "width": info.width, "height": info.height, "duration_s": round(info.duration_s, 3),
+        "frame_count": info.frame_count, "fps": info.fps, "crossfade_s": AD_CROSSFADE_S,
+        "title": loaded.brief.title, "cache_hit": reused,
+        "request_sha256": request.fingerprint, "brief_sha256": loaded.sha256, "created_at": now(),
+    }
+
+
+def write_ad(files: CampaignFiles, campaign: str, name: str, mp4: bytes, provenance: dict, finish: Optional[Finish],
+             details: dict):
+    """Store an ad made by :func:`cut_ad` with its finish in its provenance, and its captions as ``ad.srt`` in its
+    folder (written before the ad, whose provenance names it; an earlier cut's file is removed when this one has
+    no captions). Returns the ad's path."""
+    srt_path = files.output_path(campaign, name).parent / SUBTITLES
+    if finish is not None:
+        timeline = details["info"]
+        provenance["finish"] = {
+            "end_card_s": round(timeline["end_card_s"], 3), "title_s": round(timeline["title_s"], 3),
+            "clip_starts_s": [round(t, 3) for t in timeline["clip_starts_s"]],
+            "captions": details["captions"], "logo_bug": finish.logo_bug is not None,
+            "music": finish.music is not None, "clip_audio": finish.clip_audio,
+        }
+        provenance["loudness"] = details["loudness"]
+        provenance["audio"] = details["loudness"] is not None and not details["loudness"].get("silent", False)
+    if details.get("srt"):
+        srt = details["srt"].encode()
+        write_atomically(srt_path, srt)
+        provenance["srt"] = {"path": SUBTITLES, "sha256": sha256(srt), "cues": details["srt"].count(" --> ")}
+    path = files.write_output(campaign, name, mp4, provenance)
+    if "srt" not in provenance:
+        srt_path.unlink(missing_ok=True)
+    return path
 
 
 def build_ad_asset(max_scenes: int) -> dg.AssetsDefinition:
@@ -217,55 +286,11 @@ def build_ad_asset(max_scenes: int) -> dg.AssetsDefinition:
         request = build_request(AD, loaded, as_parents(stored))
         clips = [clip.data for clip in stored.values()]
         finish = finish_of(loaded, storage, campaign, list(stored.values()))
-        made = {}
-
-        def assemble() -> bytes:
-            if "mp4" in made:  # made once per step, whichever cache entry asked first
-                return made["mp4"]
-            if finish is None:
-                made["mp4"], made["info"] = assemble_ad(clips, crossfade_s=AD_CROSSFADE_S, title=brief.title or None)
-                return made["mp4"]
-            finished = finish_ad(clips, finish, crossfade_s=AD_CROSSFADE_S, title=brief.title or None)
-            made["mp4"], made["info"] = finished.mp4, finished.info
-            made["details"] = json.dumps({"srt": finished.srt, "loudness": finished.loudness,
-                                          "captions": finished.captions, "info": asdict(finished.info)}).encode()
-            return finished.mp4
-
-        details = {}
-        if finish is not None:  # the SRT and the measured loudness, kept in the cache beside the ad they belong to
-            details_key = fingerprint({"details_of": request.fingerprint})
-            raw, _ = storage.cache.remember(details_key, "ad.details.json", lambda: (assemble(), made["details"])[1])
-            details = json.loads(raw)
-        mp4, reused = storage.cache.remember(request.fingerprint, "ad.mp4", assemble)
-        info = made.get("info") or probe(mp4)
+        mp4, reused, info, details = cut_ad(storage, request, clips, finish, brief.title or None)
         spend = storage.ledger.spend(campaign)
-        provenance = {
-            "campaign": campaign, "asset": AD,
-            "clips": [{"asset": name, "sha256": clip.sha256} for name, clip in stored.items()],
-            "width": info.width, "height": info.height, "duration_s": round(info.duration_s, 3),
-            "frame_count": info.frame_count, "fps": info.fps, "crossfade_s": AD_CROSSFADE_S,
-            "title": brief.title, "cache_hit": reused,
-            "campaign_cost_usd": spend.spend_usd,
-            "request_sha256": request.fingerprint, "brief_sha256": loaded.sha256, "created_at": now(),
-        }
-        srt_path = files.campaign_dir(campaign) / SUBTITLES
-        if finish is not None:
-            timeline = details["info"]
-            provenance["finish"] = {
-                "end_card_s": round(timeline["end_card_s"], 3), "title_s": round(timeline["title_s"], 3),
-                "clip_starts_s": [round(t, 3) for t in timeline["clip_starts_s"]],
-                "captions": details["captions"], "logo_bug": finish.logo_bug is not None,
-                "music": finish.music is not None, "clip_audio": finish.clip_audio,
-            }
-            provenance["loudness"] = details["loudness"]
-            provenance["audio"] = details["loudness"] is not None and not details["loudness"].get("silent", False)
-        if details.get("srt"):
-            srt = details["srt"].encode()
-            write_atomically(srt_path, srt)  # before the ad, whose provenance names it
-            provenance["srt"] = {"path": SUBTITLES, "sha256": sha256(srt), "cues": details["srt"].count(" --> ")}
-        path = files.write_output(campaign, AD, mp4, provenance)
-        if "srt" not in provenance:
-            srt_path.unlink(missing_ok=True)  # an earlier cut's captions, not this one's
+        provenance = {**ad_provenance(campaign, AD, loaded, request, stored, info, reused),
+                      "campaign_cost_usd": spend.spend_usd}
+        path = write_ad(files, campaign, AD, mp4, provenance, finish, details)
         return dg.MaterializeResult(
             metadata={
                 "posters": dg.MetadataValue.md(thumbnail_markdown(poster_strip(clips), f"ad of {campaign}", max_px=256)),

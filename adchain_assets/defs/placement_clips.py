@@ -19,12 +19,11 @@ from typing import Any, Optional
 import dagster as dg
 
 from adchain_assets.brief.model import LoadedBrief
-from adchain_assets.defs.clips import VIDEO_POOL, clip_key, poster_strip
+from adchain_assets.defs.clips import VIDEO_POOL, ad_provenance, clip_key, cut_ad, finish_of, poster_strip, write_ad
 from adchain_assets.defs.partitions import campaigns
 from adchain_assets.defs.placements import PlacementChoice, chosen_placements, placement_key
 from adchain_assets.defs.resources import CampaignBriefs, Storage, VideoModel
 from adchain_assets.defs.steps import as_parents, held_call, now, pinned, step_retry, thumbnail_markdown
-from adchain_assets.media.ad import assemble_ad
 from adchain_assets.media.crop import CropError, Window, boxes_in_clip, crop_mp4, crop_window
 from adchain_assets.media.mp4 import probe
 from adchain_assets.media.storyboard import render_storyboard
@@ -37,7 +36,7 @@ from adchain_assets.plan.placements import (
     product_boxes,
     video_shapes,
 )
-from adchain_assets.plan.requests import AD, AD_CROSSFADE_S, STORYBOARD, build_request, parents_of
+from adchain_assets.plan.requests import AD, STORYBOARD, build_request, parents_of
 from adchain_assets.providers.images.preview import PreviewGenerator
 from adchain_assets.providers.video.base import VideoGenerationError, VideoRequest
 from adchain_assets.store.budget import budgeted
@@ -204,7 +203,8 @@ def placement_ad_asset(max_scenes: int) -> dg.AssetsDefinition:
         partitions_def=campaigns,
         group_name=PLACEMENTS,
         kinds={"video"},
-        description="Each placement's ad: its clips in order with the master's title card and cross-fades, at its size.",
+        description=("Each placement's ad: its clips in order with the master's title card, cross-fades and finish (captions"
+                     " in its safe area, end card, logo, sound; ad.srt beside it), at its size."),
     )
     def _ads(context: dg.AssetExecutionContext, placement_choice: PlacementChoice, briefs: CampaignBriefs, storage: Storage):
         campaign = context.partition_key
@@ -226,18 +226,11 @@ def placement_ad_asset(max_scenes: int) -> dg.AssetsDefinition:
             if current is not None and current.provenance.get("request_sha256") == request.fingerprint:
                 kept.append(name)
                 continue
-            mp4, reused = storage.cache.remember(request.fingerprint, "ad.mp4", lambda: assemble_ad(
-                [c.data for c in stored.values()], crossfade_s=AD_CROSSFADE_S, title=brief.title or None)[0])
-            info = probe(mp4)
-            provenance = {
-                "campaign": campaign, "asset": name, "placement": shape,
-                "clips": [{"asset": n, "sha256": clip.sha256} for n, clip in stored.items()],
-                "width": info.width, "height": info.height, "duration_s": round(info.duration_s, 3),
-                "frame_count": info.frame_count, "fps": info.fps, "crossfade_s": AD_CROSSFADE_S,
-                "title": brief.title, "cache_hit": reused,
-                "request_sha256": request.fingerprint, "brief_sha256": loaded.sha256, "created_at": now(),
-            }
-            files.write_output(campaign, name, mp4, provenance)
+            finish = finish_of(loaded, storage, campaign, list(stored.values()), shape)
+            mp4, reused, info, details = cut_ad(storage, request, [c.data for c in stored.values()], finish,
+                                                brief.title or None)
+            provenance = {"placement": shape, **ad_provenance(campaign, name, loaded, request, stored, info, reused)}
+            write_ad(files, campaign, name, mp4, provenance, finish, details)
             made.append(name)
             metadata[folder_of(shape)] = dg.MetadataValue.md(
                 thumbnail_markdown(poster_strip([c.data for c in stored.values()]), name, max_px=256))

@@ -1,10 +1,11 @@
 """What decides the bytes of the finishing outputs, beyond the rough cut: the ad's finish, the storyboard PDF and
 the deliverables. :func:`adchain_assets.plan.requests.build_request` puts these into their requests.
 
-The brand, the captions and the music are in the ad's request only (never in an image's or a clip's), so editing
-them re-makes the cut, the PDF and the deliverables and nothing the models make. A file the brief names (logo,
-font, music, a subject's photo) counts by its content's sha256: a pinned snapshot's copy is named by it; a file in
-the brief's folder is hashed once per version (path, modification time, size).
+The brand, the captions and the music are in the ads' requests only (the master's and each placement's, never in
+an image's or a clip's), so editing them re-makes the cut, each placement's ad, the PDF and the deliverables and
+nothing the models make. A file the brief names (logo, font, music, a subject's photo) counts by its content's
+sha256: a pinned snapshot's copy is named by it; a file in the brief's folder is hashed once per version (path,
+modification time, size).
 """
 
 from __future__ import annotations
@@ -44,8 +45,9 @@ def named_file_sha256(loaded: LoadedBrief, relative: Optional[str]) -> Optional[
     return _hash_file(str(path), stat.st_mtime_ns, stat.st_size)
 
 
-def finish_material(loaded: LoadedBrief) -> Optional[dict[str, Any]]:
-    """The ad's finish as its request states it; None when the brief asks for none (the rough cut as it was)."""
+def finish_material(loaded: LoadedBrief, aspect_ratio: Optional[str] = None) -> Optional[dict[str, Any]]:
+    """The ad's finish as its request states it, in the safe area of ``aspect_ratio`` (the brief's by default; a
+    placement's ad gives its own); None when the brief asks for none (the rough cut as it was)."""
     brief = loaded.brief
     brand = brief.brand
     captions = [scene.caption.strip() for scene in brief.scenes]
@@ -55,7 +57,7 @@ def finish_material(loaded: LoadedBrief) -> Optional[dict[str, Any]]:
         return None
     return {
         "v": FINISH_VERSION,
-        "aspect_ratio": brief.aspect_ratio,  # the safe area's shape
+        "aspect_ratio": aspect_ratio or brief.aspect_ratio,  # the safe area's shape
         "captions": captions,
         "font": named_file_sha256(loaded, brand.font) if brand is not None else None,
         "end_card": None if not card else {

@@ -461,6 +461,9 @@ def placement_request(output: str, loaded: LoadedBrief, parents: Mapping[str, Pa
     if inner == AD:
         material = {"kind": AD, "v": CODE_VERSIONS[AD], "title": brief.title, "aspect_ratio": shape,
                     "clips": [parents[name].sha256 for name in named], "crossfade_s": AD_CROSSFADE_S}
+        finish = finish_material(loaded, shape)
+        if finish is not None:  # the master's finish in this shape's safe area
+            material["finish"] = finish
         return Request(output, material)
     if inner == STORYBOARD:
         cells = [None if name not in parents else {
