@@ -377,11 +377,13 @@ def test_the_estimate_prices_placement_frames_as_image_calls_and_veo_clips_as_vi
 def test_a_placement_ad_gets_the_masters_finish_at_its_size_and_a_cta_edit_remakes_it_for_0(tmp_path, instance):
     data = tmp_path / "data"
     shutil.copytree(SAMPLE_BRIEFS / "refs", data / "briefs" / "refs")  # the brand's logo
-    head, rest = (SAMPLE_BRIEFS / "aurora-perfume.yaml").read_text().split("scenes:\n")
-    scenes, brand = rest.split("brand:\n")
+    text = (SAMPLE_BRIEFS / "aurora-perfume.yaml").read_text()
+    head = text[:text.index("  - id: woman")]  # the header and the bottle, scene 1's one subject
+    scenes, brand = text.split("scenes:\n")[1].split("brand:\n")
     brief = data / "briefs" / "aurora-perfume.yaml"  # its first, captioned scene, made 16:9 with a 9:16 placement
     brief.write_text(head.replace('aspect_ratio: "9:16"', 'aspect_ratio: "16:9"\nplacements: ["9:16"]') + "scenes:\n"
-                     + scenes.split("  - subjects: [woman, bottle]")[0] + "brand:\n" + brand)
+                     + scenes.split("  - subjects: [woman, bottle]")[0] + "    duration_s: 2\n"  # short: a quick test
+                     + "brand:\n" + brand + "  end_card_s: 1\n")
     root = data / "campaigns" / "aurora-perfume"
     defs = definitions_for(data, max_scenes=1)
     run_tick(defs, instance)
