@@ -289,6 +289,8 @@ def test_a_16_9_campaign_with_9_16_and_1_1_placements(tmp_path, instance, fake_g
             assert crop["window"] == {"x": 0, "y": 140, "width": 360, "height": 360, "of": "360x640"}
             assert crop["inputs"][0] == {"asset": crop["cropped_from"], "sha256": source["sha256"]}
         assert (root / "placements/1x1/storyboard.png").is_file() and (root / "placements/9x16/storyboard.json").is_file()
+        for shape in ("9x16", "1x1"):  # each placement's ad is handed over beside the master's
+            assert (root / f"deliverables/ad_{shape}.mp4").read_bytes() == (root / f"placements/{shape}/ad.mp4").read_bytes()
 
         monkeypatch.setenv("ADCHAIN_DATA_DIR", str(data))
         monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
@@ -309,7 +311,8 @@ def test_a_16_9_campaign_with_9_16_and_1_1_placements(tmp_path, instance, fake_g
         frames = {f"{where}start/scene_{k}.png" for k in (2, 3) for where in ("", "placements/9x16/", "placements/1x1/")}
         clips = {f"{where}clip/scene_{k}.mp4" for k in (2, 3) for where in ("", "placements/9x16/", "placements/1x1/")}
         finals = {f"{where}{name}" for where in ("", "placements/9x16/", "placements/1x1/") for name in ("ad.mp4", "storyboard.png")}
-        assert changed == frames | clips | finals | {"report.csv", "deliverables/report.csv", "deliverables/ad.mp4"}
+        handed = {f"deliverables/{name}" for name in ("report.csv", "ad.mp4", "ad_9x16.mp4", "ad_1x1.mp4")}
+        assert changed == frames | clips | finals | {"report.csv"} | handed
         assert len(fake_gemini.requests) - calls == 2 + 4 and len(veo.starts) - starts == 4
 
         # adding a placement makes only its work; removing one deletes nothing

@@ -40,6 +40,7 @@ from adchain_assets.plan.placements import (
     compose_placement_prompt,
     frame_parents,
     is_placement,
+    placement_output,
     placement_outputs,
     placement_parents,
     product_boxes,
@@ -288,8 +289,8 @@ def parents_of(output: str, loaded: LoadedBrief, image_maker: Optional[Maker] = 
         return sheets + [Slot(chain, k).key for k in range(1, count + 1) for chain in CHAINS]
     if kind == AD:
         return [clip_output(k) for k in range(1, count + 1)]
-    if kind == DELIVERABLES:
-        return [AD, STORYBOARD_PDF, REPORT]
+    if kind == DELIVERABLES:  # the master's ad, each placement's ad, the PDF and the report
+        return [AD] + [placement_output(shape, AD) for shape in brief.placements] + [STORYBOARD_PDF, REPORT]
     masters = sheets + [Slot(chain, k).key for k in range(1, count + 1) for chain in CHAINS] + [
         clip_output(k) for k in range(1, count + 1)]
     if kind == STORYBOARD_PDF:  # the master's sheets, images and clips and the campaign's spend
