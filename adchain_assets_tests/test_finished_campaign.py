@@ -23,7 +23,7 @@ from adchain_assets.media.mp4 import probe, read_frames
 from adchain_assets.media.sound import measure_loudness
 from adchain_assets.store.files import sha256
 
-from .helpers import EVERYTHING, SAMPLE_BRIEFS, adchain, definitions_for, edit, execute, selected, tick
+from .helpers import FIRST_RUN, SAMPLE_BRIEFS, adchain, definitions_for, edit, execute, selected, tick
 
 pytestmark = [pytest.mark.subprocess]
 CAMPAIGN = "aurora-perfume"
@@ -73,7 +73,7 @@ def shows(frame: np.ndarray, cta: str, other: str) -> bool:
 
 def test_the_finished_sample_ad_a_cta_edit_and_the_export(finished, instance, fake_gemini, tmp_path, cli_env):
     defs = definitions_for(finished, image_backend="gemini")
-    assert selected(run_tick(defs, instance))[CAMPAIGN] == EVERYTHING
+    assert selected(run_tick(defs, instance))[CAMPAIGN] == FIRST_RUN
     root = finished / "campaigns" / CAMPAIGN
     ad = (root / "ad.mp4").read_bytes()
     record = json.loads((root / "ad.json").read_text())
