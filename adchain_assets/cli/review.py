@@ -217,16 +217,26 @@ def _named(opened: "Campaign", args, standing: set[str], *, approving: bool) -> 
     return list(dict.fromkeys(args.outputs)), problems
 
 
-def cmd_approve(args) -> int:
+def _sign_off_targets(args, approving: bool):
+    """The opened campaign, its storage, the approvals standing and the outputs ``args`` name; None (said on
+    stderr) when the campaign or an output cannot be signed off."""
     opened = _opened(args.campaign)
     if opened is None:
-        return EXIT_BAD_INPUT
+        return None
     storage = opened.resources["storage"]
     standing = storage.review.read(args.campaign).approvals
-    outputs, problems = _named(opened, args, set(standing), approving=True)
+    outputs, problems = _named(opened, args, set(standing), approving=approving)
     if problems:
         print("\n".join(problems), file=sys.stderr)
+        return None
+    return opened, storage, standing, outputs
+
+
+def cmd_approve(args) -> int:
+    targets = _sign_off_targets(args, approving=True)
+    if targets is None:
         return EXIT_BAD_INPUT
+    opened, storage, standing, outputs = targets
     by = _user(args.by)
     made = _made(opened, outputs)
     for output in outputs:
@@ -245,15 +255,10 @@ def cmd_approve(args) -> int:
 
 
 def cmd_unapprove(args) -> int:
-    opened = _opened(args.campaign)
-    if opened is None:
+    targets = _sign_off_targets(args, approving=False)
+    if targets is None:
         return EXIT_BAD_INPUT
-    storage = opened.resources["storage"]
-    standing = storage.review.read(args.campaign).approvals
-    outputs, problems = _named(opened, args, set(standing), approving=False)
-    if problems:
-        print("\n".join(problems), file=sys.stderr)
-        return EXIT_BAD_INPUT
+    _, storage, _, outputs = targets
     by = _user(args.by)
     for output in outputs:
         withdrawn = storage.review.unapprove(args.campaign, output, by=by)

@@ -22,7 +22,7 @@ from adchain_assets.defs.direction import check_config, directed_take, keep_appr
 from adchain_assets.defs.partitions import campaigns
 from adchain_assets.defs.resources import CampaignBriefs, ImageModel, Storage
 from adchain_assets.defs.sheets import SHEETS_KEY
-from adchain_assets.defs.steps import held_call, now, pinned, step_retry, thumbnail_markdown
+from adchain_assets.defs.steps import held_call, now, paid_generator, pinned, step_retry, thumbnail_markdown
 from adchain_assets.media.images import inline_reference, png_size, to_png
 from adchain_assets.plan.calls import BUDGET
 from adchain_assets.plan.prompts import ComposedPrompt
@@ -40,7 +40,6 @@ from adchain_assets.plan.requests import (
 )
 from adchain_assets.plan.review import direction_fields
 from adchain_assets.providers.images.base import GenerationError, ImageGenerator, ImageRequest, ReferenceImage
-from adchain_assets.store.budget import budgeted
 from adchain_assets.store.cache import GenerationCache
 from adchain_assets.store.files import StoredOutput, sha256, write_atomically
 from adchain_assets.store.ledger import CallMeter
@@ -323,10 +322,7 @@ def image_asset(slot: Slot, retry_policy: dg.RetryPolicy) -> dg.AssetsDefinition
                     metadata={"asset": slot.key, "reason": refused.outcome, "retryable": False},
                     allow_retries=False,
                 )
-            try:
-                generator = budgeted(image_model.generator(), budget)  # no paid call once the budget is reached
-            except ValueError as error:  # a backend that cannot start, e.g. no API key
-                raise dg.Failure(description=f"{slot.key}: {error}", allow_retries=False) from error
+            generator = paid_generator(image_model, budget, slot.key)
 
             def meter_for(key: str) -> CallMeter:
                 return CallMeter(ledger, campaign, slot.key, key, context.run.run_id)

@@ -26,7 +26,7 @@ from adchain_assets.defs.images import MODEL_POOL, reference_record
 from adchain_assets.defs.partitions import campaigns
 from adchain_assets.defs.resources import CampaignBriefs, ImageModel, Storage
 from adchain_assets.defs.sheets import SHEETS_KEY
-from adchain_assets.defs.steps import as_parents, held_call, now, pinned, step_retry, thumbnail_markdown
+from adchain_assets.defs.steps import as_parents, held_call, now, paid_generator, pinned, step_retry, thumbnail_markdown
 from adchain_assets.media.images import inline_reference, png_size
 from adchain_assets.plan.placements import (
     PLACEMENT_CHAINS,
@@ -40,7 +40,6 @@ from adchain_assets.plan.placements import (
 from adchain_assets.plan.references import Slot
 from adchain_assets.plan.requests import build_request, parents_of, pixel_digest, reference_limits_for
 from adchain_assets.providers.images.base import GenerationError, ImageRequest, ReferenceImage
-from adchain_assets.store.budget import budgeted
 from adchain_assets.store.files import StoredOutput, sha256
 from adchain_assets.store.ledger import CallMeter
 from adchain_assets.vision.placements import score_placement
@@ -170,10 +169,7 @@ def placement_frame_asset(chain: str, scene: int, retry_policy: dg.RetryPolicy) 
                 refused.append(f"{name}: held: this exact request was refused ({refusal.outcome})")
                 continue
             if generator is None:
-                try:
-                    generator = budgeted(image_model.generator(), budget)  # no paid call past the budget
-                except ValueError as error:  # a backend that cannot start, e.g. no API key
-                    raise dg.Failure(description=f"{name}: {error}", allow_retries=False) from error
+                generator = paid_generator(image_model, budget, name)
             sheets = shown_sheets(brief, scene, reference_limits_for(maker)[1])
             prompt = compose_placement_prompt(brief, shape, slot, sheets)
             one = ImageRequest(

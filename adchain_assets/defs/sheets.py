@@ -25,7 +25,7 @@ from adchain_assets.defs.checks import SHEET_CHECK, sheet_check_result
 from adchain_assets.defs.direction import OutputConfig, check_config, directed_take, keep_approved, sign_off
 from adchain_assets.defs.partitions import campaigns
 from adchain_assets.defs.resources import CampaignBriefs, ImageModel, Storage
-from adchain_assets.defs.steps import held_call, now, pinned, thumbnail_markdown
+from adchain_assets.defs.steps import held_call, now, paid_generator, pinned, thumbnail_markdown
 from adchain_assets.media.images import inline_reference, png_size, to_png
 from adchain_assets.plan.prompts import SHEET_ASPECT_RATIOS
 from adchain_assets.plan.references import SHEETS, sheet_output
@@ -33,7 +33,6 @@ from adchain_assets.plan.requests import Request, build_request, pixel_digest, s
 from adchain_assets.plan.review import direction_fields
 from adchain_assets.providers.images.base import GenerationError, ImageRequest, ReferenceImage
 from adchain_assets.providers.images.preview import PreviewGenerator
-from adchain_assets.store.budget import budgeted
 from adchain_assets.store.files import StoredOutput, sha256
 from adchain_assets.store.ledger import CallMeter
 from adchain_assets.vision.scores import score_sheet, summary
@@ -160,10 +159,7 @@ def build_sheets_asset(retry_policy: dg.RetryPolicy) -> dg.AssetsDefinition:
                         refused.append(f"{name}: held: this exact request was refused ({refusal.outcome})")
                         continue
                     if generator is None:
-                        try:
-                            generator = budgeted(image_model.generator(), budget)  # no paid call past the budget
-                        except ValueError as error:  # a backend that cannot start, e.g. no API key
-                            raise dg.Failure(description=f"{SHEETS}: {error}", allow_retries=False) from error
+                        generator = paid_generator(image_model, budget, SHEETS)
                     prompt = sheet_prompt(brief, subject.id, direction)
                     edit = direction.edit if direction is not None else None
                     shown, recorded = [], []

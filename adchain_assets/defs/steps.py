@@ -14,6 +14,7 @@ from adchain_assets.defs.resources import CampaignBriefs
 from adchain_assets.media.images import thumbnail_jpeg
 from adchain_assets.plan.calls import Call
 from adchain_assets.plan.requests import Parent, Request, parents_of
+from adchain_assets.store.budget import budgeted
 from adchain_assets.store.files import CampaignFiles, StoredOutput
 from adchain_assets.store.ledger import Ledger
 
@@ -67,3 +68,12 @@ def held_call(ledger: Ledger, campaign: str, output: str, request: Request,
 def thumbnail_markdown(image: bytes, alt: str, max_px: int = THUMBNAIL_PX) -> str:
     """A small JPEG data URI, so the UI shows the image without serving files."""
     return f"![{alt}](data:image/jpeg;base64,{base64.b64encode(thumbnail_jpeg(image, max_px)).decode()})"
+
+
+def paid_generator(image_model, budget: Optional[float], label: str):
+    """``image_model``'s generator, making no paid call once the campaign's ``budget`` is reached; a backend that
+    cannot start (no API key) fails the step, naming ``label``, with no retry."""
+    try:
+        return budgeted(image_model.generator(), budget)
+    except ValueError as error:
+        raise dg.Failure(description=f"{label}: {error}", allow_retries=False) from error
