@@ -206,12 +206,14 @@ def two_views() -> bytes:
 def test_the_sheet_check_counts_one_face_per_view_and_a_new_take_of_a_sheet_is_followed(sheets_brief, instance,
                                                                                       fake_gemini):
     sheet = two_views()
-    default = fake_gemini.default_reply
+    packshot = fake_gemini.default_reply  # full size: the product's keypoints are counted
+    small_images(fake_gemini)  # the scenes' pictures: their checks are not what this test is about
+    small = fake_gemini.default_reply
 
     def answer(request):
         if request.prompt_text.startswith(CHARACTER_SHEET):
             return image_reply(sheet)
-        return default(request)
+        return (packshot if request.prompt_text.startswith(PACKSHOT) else small)(request)
 
     fake_gemini.default_reply = answer
     defs = definitions_for(sheets_brief, image_backend="gemini", max_scenes=4)

@@ -10,7 +10,7 @@ from adchain_assets.store.ledger import Ledger
 from adchain_assets.store.snapshots import BRIEF_TAG
 
 from .gemini_server import FakeGemini, error_reply, no_image_reply
-from .helpers import FIRST_RUN, IMAGES, definitions_for, edit, execute, selected, tick
+from .helpers import FIRST_RUN, IMAGES, definitions_for, edit, execute, selected, small_images, tick
 
 CAMPAIGN = "aurora-perfume"
 SCENE_2 = "The woman holding the bottle up to the window light"
@@ -50,6 +50,7 @@ def scene_text(data_dir, marker):
 
 
 def test_undo_runs_and_gives_back_the_first_outputs_byte_for_byte_with_no_call(one_brief, instance, fake_gemini):
+    small_images(fake_gemini)  # byte for byte at any size; the checks of small pictures are quick
     path = one_brief / "briefs" / f"{CAMPAIGN}.yaml"
     version_a = path.read_text()
     defs = definitions_for(one_brief, image_backend="gemini")
@@ -100,6 +101,7 @@ def test_a_failed_run_and_a_later_edit_are_made_up_in_one_tick(one_brief, instan
 
 
 def test_title_only_edit_remakes_storyboard_and_ad_with_no_model_call(one_brief, instance, fake_gemini):
+    small_images(fake_gemini)
     defs = definitions_for(one_brief, image_backend="gemini")
     run_tick(defs, instance)
     calls = len(fake_gemini.requests)
