@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import subprocess
 import time
 import uuid
@@ -107,6 +108,7 @@ def write_brief(briefs_dir: Path, campaign: str, scenes: int = 2) -> Path:
     ``<campaign>.yaml``; written whole at
     once (a temporary then a rename) so the sensor never reads half a file."""
     brief = yaml.safe_load((SAMPLE_BRIEFS / "aurora-perfume.yaml").read_text())
+    shutil.copytree(SAMPLE_BRIEFS / "refs", briefs_dir / "refs", dirs_exist_ok=True)  # its brand's logo
     brief["scenes"] = brief["scenes"][:scenes]
     for scene in brief["scenes"]:  # prompts of its own, so no image comes from another campaign's cache entry
         for chain in ("reference", "start", "end"):
