@@ -86,11 +86,17 @@ def build_storyboard_asset(max_scenes: int) -> dg.AssetsDefinition:
     return storyboard
 
 
+def made_before_spend(max_scenes: int) -> list[dg.AssetKey]:
+    """Every asset that can pay a model call (the sheets, images, clips and the placements'): the report and the PDF
+    come after them all, so the campaign's spend they state is final."""
+    return ([SHEETS_KEY] + image_asset_keys(max_scenes) + [clip_key(k) for k in range(1, max_scenes + 1)]
+            + placement_keys(max_scenes))
+
+
 def build_report_asset(max_scenes: int) -> dg.AssetsDefinition:
     @dg.asset(
         key=REPORT_KEY,
-        deps=[SHEETS_KEY] + image_asset_keys(max_scenes) + [clip_key(k) for k in range(1, max_scenes + 1)]
-        + placement_keys(max_scenes),
+        deps=made_before_spend(max_scenes),
         partitions_def=campaigns,
         group_name="review",
         kinds={"pandas", "csv"},
@@ -137,9 +143,7 @@ def build_report_asset(max_scenes: int) -> dg.AssetsDefinition:
 def build_storyboard_pdf_asset(max_scenes: int) -> dg.AssetsDefinition:
     @dg.asset(
         key=STORYBOARD_PDF_KEY,
-        # after the placements too: the PDF states the campaign's spend, theirs included
-        deps=[SHEETS_KEY] + image_asset_keys(max_scenes) + [clip_key(k) for k in range(1, max_scenes + 1)]
-        + placement_keys(max_scenes),
+        deps=made_before_spend(max_scenes),
         partitions_def=campaigns,
         group_name="review",
         kinds={"pdf"},
