@@ -4,6 +4,7 @@ an edit of a brief, the `adchain` command as a process, and a model call's reque
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from dataclasses import replace
@@ -114,6 +115,16 @@ def snapshot(data_dir, campaign):
         str(p.relative_to(root)): (p.read_bytes(), p.stat().st_mtime_ns)
         for p in root.rglob("scene_*.png")
     }
+
+
+def short_clips(path: Path, seconds: int = 1) -> Path:
+    """The brief at ``path`` with every scene's clip ``seconds`` long (the preview renders any length): the same
+    images, requests and plan, and a fraction of the frames to render, cut and encode. For tests where the clips'
+    length is not the subject."""
+    text = path.read_text()
+    assert "duration_s" not in text, f"{path} sets its own clip lengths"
+    path.write_text(re.sub(r"(\n    end: [^\n]*)", rf"\1\n    duration_s: {seconds}", text))
+    return path
 
 
 def edit(path, old, new):

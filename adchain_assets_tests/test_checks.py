@@ -11,7 +11,7 @@ from PIL import Image
 from adchain_assets.plan.references import CHAINS, Slot
 
 from .gemini_server import FakeGemini, image_reply
-from .helpers import run_campaign, run_selection
+from .helpers import run_campaign, run_selection, short_clips
 
 FACES = Path(__file__).parent / "testdata" / "faces"
 MUSE = [Slot(chain, k) for k in range(1, 4) for chain in CHAINS]
@@ -91,6 +91,7 @@ def test_preview_frames_say_their_characters_are_not_scored_rather_than_failing(
     """The preview backend draws placeholders, not faces: its images' identity is not scored (no face search
     runs), and the check, the provenance, the report and the storyboard say so; products are still scored."""
     scenes = [Slot(chain, k) for k in range(1, 5) for chain in CHAINS]
+    short_clips(data_dir / "briefs" / "aurora-perfume.yaml")
     result = run_campaign(data_dir, instance, "aurora-perfume", selection=run_selection(scenes))
     assert result.success
     checks = evaluations(result)

@@ -14,7 +14,7 @@ from adchain_assets.media.mp4 import probe, read_frames
 from adchain_assets.plan.references import CHAINS, Slot
 
 from .gemini_server import error_reply
-from .helpers import definitions_for, downstream_closure, run_campaign, run_selection
+from .helpers import definitions_for, downstream_closure, run_campaign, run_selection, short_clips
 from .veo_server import FakeVeo
 
 SCENES = [Slot(chain, k) for k in range(1, 5) for chain in CHAINS]
@@ -68,6 +68,7 @@ def snapshot(root):
 
 
 def test_regenerating_a_start_frame_rerenders_the_clips_whose_frames_changed_and_the_ad(data_dir, instance):
+    short_clips(data_dir / "briefs" / "aurora-perfume.yaml")
     assert run_campaign(data_dir, instance, "aurora-perfume", selection=run_selection(SCENES)).success
     root = data_dir / "campaigns" / "aurora-perfume"
     before = snapshot(root)

@@ -18,7 +18,7 @@ from adchain_assets.plan.references import Slot
 from adchain_assets.plan.requests import output_names
 from adchain_assets.store.ledger import Ledger
 
-from .helpers import definitions_for, sampling_like_a_real_model, selected, tick
+from .helpers import definitions_for, sampling_like_a_real_model, selected, short_clips, tick
 
 CAMPAIGN = "muse-portrait"  # 3 scenes, anchored: a new take of reference/scene_2 changes most of scenes 2 and 3
 MAX_SCENES = 8
@@ -31,6 +31,7 @@ def world(tmp_path, data_dir, instance, fake_gemini):
     for other in data_dir.joinpath("briefs").glob("*.yaml"):  # one campaign: the tick is about it alone
         if other.stem != CAMPAIGN:
             other.unlink()
+    short_clips(data_dir / "briefs" / f"{CAMPAIGN}.yaml")
     defs = definitions_for(data_dir, max_scenes=MAX_SCENES, image_backend="gemini")
     instance.add_dynamic_partitions("campaigns", [CAMPAIGN])
 

@@ -7,7 +7,9 @@ import pytest
 from adchain_assets.defs.images import new_take_config
 from adchain_assets.plan.references import Slot
 
-from .helpers import adchain, downstream_closure, run_campaign, run_selection, sampling_like_a_real_model, snapshot
+from .helpers import (
+    adchain, downstream_closure, run_campaign, run_selection, sampling_like_a_real_model, short_clips, snapshot,
+)
 
 
 def record(data_dir, key):
@@ -16,6 +18,7 @@ def record(data_dir, key):
 
 def test_regenerate_scene_two_then_full_materialize_keeps_the_new_take(data_dir, instance, fake_gemini):
     sampling_like_a_real_model(fake_gemini)
+    short_clips(data_dir / "briefs" / "aurora-perfume.yaml")
     everything = run_selection(Slot(chain, k) for k in range(1, 5) for chain in ("reference", "start", "end"))
     assert run_campaign(data_dir, instance, "aurora-perfume", selection=everything, image_backend="gemini").success
     old = snapshot(data_dir, "aurora-perfume")

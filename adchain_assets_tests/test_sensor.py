@@ -17,6 +17,7 @@ from .helpers import (
     images_of,
     run_campaign,
     selected,
+    short_clips,
     small_images,
     snapshot,
     tick,
@@ -25,7 +26,9 @@ from .helpers import (
 
 @pytest.fixture
 def one_brief(data_dir):
+    """The aurora sample alone, with one-second clips."""
     (data_dir / "briefs" / "muse-portrait.yaml").unlink()
+    short_clips(data_dir / "briefs" / "aurora-perfume.yaml")
     return data_dir
 
 
@@ -78,6 +81,7 @@ def test_editing_scene_three_reference_text_costs_exactly_what_changed(one_brief
 
 
 def test_rematerializing_an_unchanged_campaign_makes_no_model_call(one_brief, instance, fake_gemini):
+    small_images(fake_gemini)  # what is called depends on the requests, not on the pictures' size
     assert run_campaign(one_brief, instance, "aurora-perfume", image_backend="gemini").success
     assert len(fake_gemini.requests) == 12
     assert run_campaign(one_brief, instance, "aurora-perfume", image_backend="gemini").success
@@ -96,6 +100,7 @@ def test_one_bad_brief_is_reported_and_the_good_ones_still_run(data_dir, instanc
     (data_dir / "briefs" / "broken.yaml").write_text(
         aurora.read_text().replace("subjects: [woman, bottle]", "subjects: [man, bottle]", 1))
     aurora.unlink()
+    short_clips(data_dir / "briefs" / "muse-portrait.yaml")
     defs = definitions_for(data_dir)
     result = tick(defs, instance)
     assert set(selected(result)) == {"muse-portrait"}

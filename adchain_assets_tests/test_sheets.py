@@ -20,7 +20,9 @@ from adchain_assets.plan.references import ReferenceLimits, Slot, select_sheets
 from adchain_assets.plan.requests import Maker, reference_warnings
 
 from .gemini_server import image_reply
-from .helpers import SAMPLE_BRIEFS, adchain, definitions_for, edit, execute, selected, small_images, snapshot, tick
+from .helpers import (
+    SAMPLE_BRIEFS, adchain, definitions_for, edit, execute, selected, short_clips, small_images, snapshot, tick,
+)
 
 CAMPAIGN = "aurora-perfume"  # the bottle alone in scene 1, the woman with it in scenes 2 to 4
 FACES = Path(__file__).parent / "testdata" / "faces"
@@ -44,6 +46,7 @@ def sheets_brief(data_dir):
     (data_dir / "briefs" / "muse-portrait.yaml").unlink()
     path = data_dir / "briefs" / f"{CAMPAIGN}.yaml"
     edit(path, "reference_mode: chain", "reference_mode: sheets")
+    short_clips(path)
     return data_dir
 
 

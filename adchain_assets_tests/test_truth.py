@@ -10,7 +10,7 @@ from adchain_assets.store.ledger import Ledger
 from adchain_assets.store.snapshots import BRIEF_TAG
 
 from .gemini_server import FakeGemini, error_reply, no_image_reply
-from .helpers import FIRST_RUN, IMAGES, definitions_for, edit, execute, selected, small_images, tick
+from .helpers import FIRST_RUN, IMAGES, definitions_for, edit, execute, selected, short_clips, small_images, tick
 
 CAMPAIGN = "aurora-perfume"
 SCENE_2 = "The woman holding the bottle up to the window light"
@@ -18,7 +18,9 @@ SCENE_2 = "The woman holding the bottle up to the window light"
 
 @pytest.fixture
 def one_brief(data_dir):
+    """The aurora sample alone, with one-second clips."""
     (data_dir / "briefs" / "muse-portrait.yaml").unlink()
+    short_clips(data_dir / "briefs" / "aurora-perfume.yaml")
     return data_dir
 
 
@@ -75,11 +77,13 @@ def test_a_failed_run_and_a_later_edit_are_made_up_in_one_tick(one_brief, instan
     monkeypatch.setenv("ADCHAIN_STEP_RETRY_DELAY_S", "0")
     target = "Reference image for scene 3 "
     faults = {"on": True}
+    small_images(fake_gemini)  # what is made up depends on the requests, not on the pictures' size
+    small = fake_gemini.default_reply
 
     def answer(request):
         if faults["on"] and request.prompt_text.startswith(target):
             return error_reply(503, "overloaded")
-        return FakeGemini.default_reply(fake_gemini, request)
+        return small(request)
 
     fake_gemini.default_reply = answer
     defs = definitions_for(one_brief, image_backend="gemini", step_retry_delay_s=0.0, quick_retries=True)
@@ -121,7 +125,7 @@ def test_a_duration_edit_remakes_that_clip_the_ad_and_the_report_only(one_brief,
     text = path.read_text()
     scenes = text.split("  - subjects:")
     assert len(scenes) == 5
-    scenes[2] = scenes[2].rstrip("\n") + "\n    duration_s: 6\n"
+    scenes[2] = scenes[2].replace("duration_s: 1", "duration_s: 6")
     path.write_text("  - subjects:".join(scenes))
     result = run_tick(defs, instance)
     # the report lists every clip; the PDF shows the scene's length
@@ -160,6 +164,8 @@ def test_the_ledger_counts_every_billed_reply_and_a_refusal_is_held(one_brief, i
     path.write_text(path.read_text().replace("reference_mode: chain", "reference_mode: chain\ntakes_per_image: 3"))
     refused = "Reference image for scene 4 "
     state = {"503": 1}
+    small_images(fake_gemini)  # billed as the full-size reply: the bill depends on the usage, not the pixels
+    small = fake_gemini.default_reply
 
     def answer(request):
         if request.prompt_text.startswith("Reference image for scene 2 ") and state["503"]:
@@ -167,7 +173,7 @@ def test_the_ledger_counts_every_billed_reply_and_a_refusal_is_held(one_brief, i
             return error_reply(503, "overloaded")  # retried by the SDK: billed nothing
         if request.prompt_text.startswith(refused):
             return no_image_reply("IMAGE_SAFETY", message="blocked", prompt_tokens=321)  # billed its input
-        return FakeGemini.default_reply(fake_gemini, request)
+        return small(request)
 
     fake_gemini.default_reply = answer
     defs = definitions_for(one_brief, image_backend="gemini")
