@@ -27,7 +27,7 @@ from adchain_assets.defs.steps import as_parents, held_call, load_parents, now, 
 from adchain_assets.media.ad import AdInfo, assemble_ad
 from adchain_assets.media.endcard import EndCard
 from adchain_assets.media.finish import Finish, finish_ad
-from adchain_assets.media.mp4 import probe, read_frames
+from adchain_assets.media.mp4 import first_frame, probe
 from adchain_assets.media.supers import FaceBox
 from adchain_assets.plan.calls import BUDGET
 from adchain_assets.plan.finish import finish_material
@@ -49,8 +49,8 @@ def clip_key(scene: int) -> dg.AssetKey:
 
 def poster(mp4: bytes) -> Image.Image:
     """The clip's first frame."""
-    with read_frames(mp4) as (_, frames):
-        return Image.fromarray(next(iter(frames)))
+    with Image.open(io.BytesIO(first_frame(mp4))) as image:
+        return image.convert("RGB")
 
 
 def _png(image: Image.Image) -> bytes:

@@ -96,31 +96,43 @@ def read_frames(
 
 
 def probe(mp4: bytes) -> VideoInfo:
-    """What is in ``mp4``: the first video stream's codec, size, rate and frame count, and whether it has sound."""
+    """What is in ``mp4``: the first video stream's codec, size, rate and frame count, and whether it has sound.
+
+    One ffmpeg process: a stream copy into nothing counts the video packets without decoding them, and the
+    input's description it prints first names the codec, size, rate and streams."""
     with _file(mp4) as path:
-        reader = imageio_ffmpeg.read_frames(str(path))
-        try:
-            meta = next(reader)
-        finally:
-            reader.close()
-        # A stream copy into nothing: ffmpeg counts the video packets without decoding them.
         run = subprocess.run(
             [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path),
              "-map", "0:v:0", "-c", "copy", "-f", "null", "-"],
             capture_output=True, text=True, errors="replace", check=False,
         )
     counts = re.findall(r"frame=\s*(\d+)", run.stderr)
-    if run.returncode or not counts:
+    source = run.stderr.split("Stream mapping:")[0]  # the input's description, before the output's
+    video = re.search(r"Stream #\S+: Video: (\w+)[^\n]*?, (\d+)x(\d+)[^\n]*", source)
+    if run.returncode or not counts or video is None:
         raise ValueError(f"not a readable video: {run.stderr.strip()[-300:]}")
-    width, height = meta["size"]
+    rate = re.search(r", (\d+(?:\.\d+)?) fps", video.group(0)) or re.search(r", (\d+(?:\.\d+)?) tbr", video.group(0))
     return VideoInfo(
-        codec=meta["codec"],
-        width=width,
-        height=height,
-        fps=float(meta["fps"]),
+        codec=video.group(1),
+        width=int(video.group(2)),
+        height=int(video.group(3)),
+        fps=float(rate.group(1)) if rate else 0.0,
         frame_count=int(counts[-1]),
-        audio=re.search(r"Stream #\S+.*: Audio:", run.stderr) is not None,
+        audio=re.search(r"Stream #\S+: Audio:", source) is not None,
     )
+
+
+def first_frame(mp4: bytes) -> bytes:
+    """``mp4``'s first frame as a PNG: one ffmpeg process that decodes that frame alone."""
+    with _file(mp4) as path:
+        run = subprocess.run(
+            [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-i", str(path),
+             "-map", "0:v:0", "-frames:v", "1", "-f", "image2pipe", "-c:v", "png", "-pix_fmt", "rgb24", "-"],
+            capture_output=True, check=False,
+        )
+    if run.returncode or not run.stdout:
+        raise ValueError(f"not a readable video: {run.stderr.decode(errors='replace').strip()[-300:]}")
+    return run.stdout
 
 
 def without_audio(mp4: bytes) -> bytes:
