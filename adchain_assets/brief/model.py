@@ -454,6 +454,10 @@ def audio_problem(path: str, mtime_ns: int, size: int) -> Optional[str]:
     return f"is not an audio file ffmpeg can read ({detail})"
 
 
+# libyaml's safe loader when PyYAML was built with it (about ten times quicker), else the pure-Python one
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def parse_brief(text: str, *, file: str, brief_dir: Optional[Path], max_scenes: int) -> Brief:
     """Parse and validate brief YAML; raise :class:`BriefError` listing every problem."""
 
@@ -461,7 +465,7 @@ def parse_brief(text: str, *, file: str, brief_dir: Optional[Path], max_scenes: 
         return BriefError([BriefProblem(file, f, r) for f, r in problems])
 
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=SAFE_LOADER)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
