@@ -8,7 +8,6 @@ test_review_commands runs the commands as a user does, in their own processes.
 """
 
 import json
-import re
 import shutil
 from dataclasses import replace
 
@@ -29,7 +28,7 @@ from adchain_assets.settings import Settings
 from adchain_assets.store.files import CampaignFiles
 from adchain_assets.store.review import ReviewStore
 
-from .helpers import SAMPLE_BRIEFS, adchain, edit, run_campaign, sampling_like_a_real_model, small_images
+from .helpers import SAMPLE_BRIEFS, adchain, edit, run_campaign, sampling_like_a_real_model, short_clips, small_images
 
 CAMPAIGN = "aurora-perfume"
 SCENES = 3  # the in-process campaign: the sample's first three scenes, and as many slots (ADCHAIN_MAX_SCENES)
@@ -144,9 +143,8 @@ def three_scenes(data_dir):
     make, the same review."""
     brief = data_dir / "briefs" / f"{CAMPAIGN}.yaml"
     text = brief.read_text()
-    text = text[: text.index("  - subjects: [woman, bottle]\n    reference: The woman with eyes closed")]
-    brief.write_text(re.sub(r"(\n    end: [^\n]*)", r"\1\n    duration_s: 1", text))
-    return brief
+    brief.write_text(text[: text.index("  - subjects: [woman, bottle]\n    reference: The woman with eyes closed")])
+    return short_clips(brief)
 
 
 @pytest.fixture

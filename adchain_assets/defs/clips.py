@@ -132,7 +132,7 @@ def clip_asset(scene: int, retry_policy: dg.RetryPolicy) -> dg.AssetsDefinition:
             warnings.simplefilter("ignore", dg.BetaWarning)
             yield dg.MaterializeResult(
                 metadata={
-                    "poster": dg.MetadataValue.md(thumbnail_markdown(_png(poster(video.mp4)), output)),
+                    "poster": dg.MetadataValue.md(thumbnail_markdown(first_frame(video.mp4), output)),
                     "duration_s": dg.MetadataValue.float(provenance["duration_s"]),
                     "size": dg.MetadataValue.text(f"{video.width}x{video.height}"),
                     "backend": dg.MetadataValue.text(video.backend),
